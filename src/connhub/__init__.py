@@ -1,0 +1,1 @@
+"""connhub: one connections service, three API faces."""
