@@ -1,0 +1,61 @@
+"""The seam between the SQL kind and one database engine.
+
+Each SQL provider has one small adapter in ``providers/custom/<provider>.py`` exposing a
+module-level ``ADAPTER`` that satisfies :class:`SqlAdapter`. The SQL kind
+(``providers/kinds/sql.py``) owns the steps, the budget and the egress policy; the adapter
+only knows how to open a DB-API connection, which statements prove permissions, and how to
+map the driver's exceptions to our error codes. Adapters are blocking: the kind calls them in
+worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ConnectTarget:
+    """Where the connectivity step must open TCP (after the egress check)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ConnectRequest:
+    """Everything an adapter needs to open one session.
+
+    ``address`` is the IP the egress policy resolved and checked for ``target.host``; adapters
+    connect to it (not to the name) wherever the driver allows, so there is no second lookup.
+    ``timeout_s`` is what is left of the verification budget (or the query timeout).
+    """
+
+    config: Mapping[str, Any]
+    credentials: Mapping[str, str]
+    target: ConnectTarget | None
+    address: str | None
+    timeout_s: float
+    read_only: bool = False
+
+
+class SqlAdapter(Protocol):
+    name: str
+    dialect: str  # sqlglot dialect name
+    driver_module: str  # imported lazily; the registry gives an install hint when missing
+
+    def target(self, config: Mapping[str, Any]) -> ConnectTarget | None:
+        """Host/port for the connectivity step; ``None`` for HTTPS APIs reached by the driver."""
+
+    def validate_options(self, config: Mapping[str, Any]) -> None:
+        """Raise ``errors.BadRequest(code="invalid_config")`` for dangerous driver options."""
+
+    def connect(self, request: ConnectRequest) -> Any:
+        """Open a DB-API connection (blocking, honours ``request.timeout_s``)."""
+
+    def permission_checks(self, conn: Any, config: Mapping[str, Any]) -> str:
+        """Run ``SELECT 1`` in the configured scope plus provider checks; return a message."""
+
+    def classify(self, exc: BaseException) -> str:
+        """Map a driver exception to a verification error code (see verification/codes)."""
