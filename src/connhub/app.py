@@ -1,0 +1,40 @@
+"""Application factory: ``create_app(settings)`` wires runtime, middleware, faces."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from connhub.api import errors, meta
+from connhub.api.connections.endpoints import router as connections_router
+from connhub.config import Settings
+from connhub.kit import logs
+from connhub.kit.middleware import RequestContextMiddleware
+from connhub.runtime import build_runtime
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = await build_runtime(settings)
+        try:
+            yield
+        finally:
+            await app.state.runtime.close()
+
+    app = FastAPI(title="connhub", version="0.1.0", lifespan=lifespan,
+                  description="Connections service: one core, three API faces.")
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(meta.router)
+    app.include_router(connections_router)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def configure_logging(settings: Settings) -> None:
+    logs.configure(settings.log_level)

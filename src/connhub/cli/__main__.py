@@ -1,0 +1,3 @@
+from connhub.cli.main import app
+
+app(prog_name="connhub")

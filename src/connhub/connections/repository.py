@@ -1,0 +1,186 @@
+"""All SQL for connections: visibility-scoped reads, keyset paging, default switching."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connhub.connections.schemas import ListQuery, Order, SortBy
+from connhub.models import Connection, Dependent
+from connhub.models.base import UTCDateTime
+from connhub.workspaces.principal import Principal
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def visible_to(principal: Principal) -> ColumnElement[bool]:
+    """Private connections are seen by their creator and by admins; global ones by everyone."""
+    scope = Connection.workspace_id == principal.workspace_id
+    if principal.is_admin:
+        return scope
+    return and_(scope, or_(Connection.visibility == "global",
+                           Connection.created_by == principal.user_id))
+
+
+def sort_column(sort_by: SortBy) -> ColumnElement[Any]:
+    if sort_by is SortBy.last_verified_at:
+        # Keyset comparisons need a total order: never-verified rows sort as the epoch.
+        return func.coalesce(Connection.last_verified_at, literal(_EPOCH, UTCDateTime))
+    column: ColumnElement[Any] = getattr(Connection, sort_by.value)
+    return column
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def filtered(principal: Principal, query: ListQuery) -> Select[tuple[Connection]]:
+    stmt = select(Connection).where(visible_to(principal))
+    if query.q:
+        pattern = f"%{_escape_like(query.q.lower())}%"
+        stmt = stmt.where(
+            or_(func.lower(Connection.name).like(pattern, escape="\\"),
+                Connection.slug.like(pattern, escape="\\"))
+        )
+    if query.providers:
+        stmt = stmt.where(Connection.provider.in_(query.providers))
+    if query.statuses:
+        stmt = stmt.where(Connection.status.in_(query.statuses))
+    return stmt
+
+
+async def page(
+    session: AsyncSession, principal: Principal, query: ListQuery,
+    after: tuple[Any, uuid.UUID] | None,
+) -> Sequence[Connection]:
+    """One page plus one extra row (to tell whether there is a next page)."""
+    col = sort_column(query.sort_by)
+    stmt = filtered(principal, query)
+    desc = query.order is Order.desc
+    if after is not None:
+        key = tuple_(col, Connection.id)
+        bound = tuple_(literal(after[0], col.type), literal(after[1], Connection.id.type))
+        stmt = stmt.where(key < bound if desc else key > bound)
+    order = (col.desc(), Connection.id.desc()) if desc else (col.asc(), Connection.id.asc())
+    stmt = stmt.order_by(*order).limit(query.limit + 1)
+    if after is None and query.cursor is None and query.offset:
+        stmt = stmt.offset(query.offset)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def count(session: AsyncSession, principal: Principal, query: ListQuery) -> int:
+    stmt = filtered(principal, query).with_only_columns(func.count()).order_by(None)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+def sort_value(conn: Connection, sort_by: SortBy) -> Any:
+    if sort_by is SortBy.last_verified_at:
+        return conn.last_verified_at or _EPOCH
+    return getattr(conn, sort_by.value)
+
+
+async def get_visible(
+    session: AsyncSession, principal: Principal, *, connection_id: uuid.UUID | None = None,
+    slug: str | None = None, for_update: bool = False,
+) -> Connection | None:
+    stmt = select(Connection).where(visible_to(principal))
+    if connection_id is not None:
+        stmt = stmt.where(Connection.id == connection_id)
+    if slug is not None:
+        stmt = stmt.where(Connection.slug == slug)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar()
+
+
+async def slugs_like(session: AsyncSession, workspace_id: uuid.UUID, base: str) -> set[str]:
+    stmt = select(Connection.slug).where(
+        Connection.workspace_id == workspace_id,
+        or_(Connection.slug == base,
+            Connection.slug.like(f"{_escape_like(base)}-%", escape="\\")),
+    )
+    return set((await session.execute(stmt)).scalars().all())
+
+
+async def slug_exists(session: AsyncSession, workspace_id: uuid.UUID, slug: str) -> bool:
+    stmt = select(Connection.id).where(
+        Connection.workspace_id == workspace_id, Connection.slug == slug
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def claim_default_if_none(session: AsyncSession, conn: Connection) -> bool:
+    """Make ``conn`` the provider's default unless one exists; a lost race just means no."""
+    others = select(Connection.id).where(
+        Connection.workspace_id == conn.workspace_id,
+        Connection.provider == conn.provider,
+        Connection.is_default.is_(True),
+    )
+    try:
+        async with session.begin_nested():
+            result = await session.execute(
+                update(Connection)
+                .where(Connection.id == conn.id, ~exists(others))
+                .values(is_default=True)
+                .execution_options(synchronize_session=False)
+            )
+    except IntegrityError:
+        return False
+    claimed = bool(getattr(result, "rowcount", 0))
+    conn.is_default = claimed
+    return claimed
+
+
+async def lock_provider_rows(session: AsyncSession, workspace_id: uuid.UUID, provider: str) -> None:
+    """Serialise set-default calls for one provider (row locks on PostgreSQL; SQLite is serial)."""
+    stmt = (
+        select(Connection.id)
+        .where(Connection.workspace_id == workspace_id, Connection.provider == provider)
+        .with_for_update()
+    )
+    await session.execute(stmt)
+
+
+async def clear_defaults(
+    session: AsyncSession, workspace_id: uuid.UUID, provider: str, *, except_id: uuid.UUID
+) -> None:
+    await session.execute(
+        update(Connection)
+        .where(
+            Connection.workspace_id == workspace_id,
+            Connection.provider == provider,
+            Connection.is_default.is_(True),
+            Connection.id != except_id,
+        )
+        .values(is_default=False)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def dependents(session: AsyncSession, connection_id: uuid.UUID) -> Sequence[Dependent]:
+    stmt = select(Dependent).where(Dependent.connection_id == connection_id).order_by(
+        Dependent.kind, Dependent.ref
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def delete_connection(session: AsyncSession, connection_id: uuid.UUID) -> None:
+    await session.execute(delete(Connection).where(Connection.id == connection_id))

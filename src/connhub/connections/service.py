@@ -1,0 +1,249 @@
+"""The connections domain: every face creates, reads and changes connections through here.
+
+Services never commit; the caller's unit of work does (kit.db.commit), so a failed request
+leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connhub.connections import cursor as cursors
+from connhub.connections import repository as repo
+from connhub.connections.schemas import (
+    ConnectionPatch,
+    ListQuery,
+    Page,
+    Status,
+    UserProfile,
+    Visibility,
+)
+from connhub.errors import BadRequest, Conflict, Forbidden, ImmutableField, InvalidState, NotFound
+from connhub.kit.crypto import Envelope
+from connhub.kit.slugs import SLUG_PATTERN, slugify
+from connhub.models import Connection
+from connhub.models.base import utcnow
+from connhub.providers.registry import ProviderRegistry
+from connhub.secrets import service as secrets
+from connhub.workspaces import repository as workspaces_repo
+from connhub.workspaces.principal import Principal, Role
+
+_SLUG_RE = re.compile(SLUG_PATTERN)
+
+
+def require(principal: Principal, role: Role) -> None:
+    if not principal.can(role):
+        raise Forbidden(f"This action needs the {role.value} role")
+
+
+async def list_connections(session: AsyncSession, principal: Principal, query: ListQuery) -> Page:
+    after = None
+    if query.cursor:
+        after = cursors.decode(query.cursor, sort_by=query.sort_by.value, order=query.order.value)
+    rows = list(await repo.page(session, principal, query, after))
+    has_next = len(rows) > query.limit
+    items = rows[: query.limit]
+    cursor_mode = query.cursor is not None
+    total = None if cursor_mode else await repo.count(session, principal, query)
+    next_cursor = None
+    if has_next and items:
+        last = items[-1]
+        next_cursor = cursors.encode(
+            query.sort_by.value, query.order.value, repo.sort_value(last, query.sort_by), last.id
+        )
+    user_ids = {u for c in items for u in (c.created_by, c.updated_by) if u is not None}
+    users = {
+        row.id: UserProfile(id=row.id, first_name=row.first_name, last_name=row.last_name,
+                            profile_picture_url=row.profile_picture_url, email=row.email)
+        for row in await workspaces_repo.user_profiles(session, user_ids)
+    }
+    return Page(items=items, limit=query.limit, offset=0 if cursor_mode else query.offset,
+                total=total, has_next=has_next, next_cursor=next_cursor, users=users)
+
+
+async def get(session: AsyncSession, principal: Principal, connection_id: uuid.UUID,
+              *, for_update: bool = False) -> Connection:
+    conn = await repo.get_visible(session, principal, connection_id=connection_id,
+                                  for_update=for_update)
+    if conn is None:
+        raise NotFound("Connection not found")
+    return conn
+
+
+async def get_by_slug(session: AsyncSession, principal: Principal, slug: str) -> Connection:
+    conn = await repo.get_visible(session, principal, slug=slug)
+    if conn is None:
+        raise NotFound("Connection not found")
+    return conn
+
+
+async def _free_slug(session: AsyncSession, workspace_id: uuid.UUID, name: str) -> str:
+    base = slugify(name, max_length=200)
+    taken = await repo.slugs_like(session, workspace_id, base)
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+async def create(
+    session: AsyncSession, principal: Principal, *, registry: ProviderRegistry,
+    envelope: Envelope, name: str, provider: str, credentials: Mapping[str, Any],
+    config: Mapping[str, Any] | None = None, visibility: Visibility = Visibility.private,
+    slug: str | None = None, template_id: str | None = None, face: str | None = None,
+    face_data: Mapping[str, Any] | None = None,
+) -> Connection:
+    require(principal, Role.member)
+    spec = registry.get(provider)
+    clean_config = spec.validate_config(config or {})
+    clean_credentials = spec.validate_credentials(credentials)
+    if slug is not None:
+        if not _SLUG_RE.fullmatch(slug):
+            raise BadRequest("Slug must be lower-case letters, digits and dashes",
+                             code="invalid_slug", field="slug")
+        if await repo.slug_exists(session, principal.workspace_id, slug):
+            raise Conflict(f"Slug '{slug}' is already used in this workspace", field="slug")
+    now = utcnow()
+    for attempt in range(5):
+        conn = Connection(
+            id=uuid.uuid4(), workspace_id=principal.workspace_id, name=name,
+            slug=slug or await _free_slug(session, principal.workspace_id, name),
+            provider=spec.name, config=clean_config, credential_keys=sorted(clean_credentials),
+            status=Status.needs_verification.value, visibility=visibility.value,
+            is_default=False, is_from_template=template_id is not None, template_id=template_id,
+            created_by=principal.user_id, updated_by=principal.user_id, created_at=now,
+            updated_at=now, verification_details={}, face=face, face_data=dict(face_data or {}),
+        )
+        try:
+            async with session.begin_nested():
+                session.add(conn)
+                await session.flush()
+        except IntegrityError as exc:
+            if slug is not None or attempt == 4:
+                raise Conflict("A connection with this slug (or singleton) already exists",
+                               field="slug") from exc
+            continue  # an auto slug lost a race: pick the next free one
+        break
+    await secrets.store(session, envelope, workspace_id=principal.workspace_id,
+                        connection_id=conn.id, credentials=clean_credentials)
+    await repo.claim_default_if_none(session, conn)
+    return conn
+
+
+def _touch(conn: Connection, principal: Principal) -> None:
+    conn.updated_at = utcnow()
+    conn.updated_by = principal.user_id
+
+
+def _needs_verification(conn: Connection) -> None:
+    if conn.status != Status.disabled.value:
+        conn.status = Status.needs_verification.value
+    conn.verification_error = None
+    conn.verification_error_code = None
+
+
+async def update(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID, patch: ConnectionPatch,
+    *, registry: ProviderRegistry, envelope: Envelope,
+) -> Connection:
+    require(principal, Role.member)
+    conn = await get(session, principal, connection_id, for_update=True)
+    spec = registry.get(conn.provider)
+    if patch.provider is not None and patch.provider != conn.provider:
+        raise ImmutableField("provider cannot be changed", field="provider")
+    if patch.name is not None:
+        conn.name = patch.name
+    if patch.visibility is not None:
+        conn.visibility = patch.visibility.value
+    if patch.config is not None:
+        merged = dict(conn.config)
+        for key, value in patch.config.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        conn.config = spec.validate_config(merged)
+        _needs_verification(conn)
+    if patch.credentials is not None:
+        spec.validate_credentials(patch.credentials, partial=True)
+        stored = await secrets.load(session, envelope, workspace_id=conn.workspace_id,
+                                    connection_id=conn.id)
+        for key, value in patch.credentials.items():
+            if value is None or value == "":
+                stored.pop(key, None)
+            else:
+                stored[key] = value
+        spec.check_complete_credentials(stored)
+        await secrets.store(session, envelope, workspace_id=conn.workspace_id,
+                            connection_id=conn.id, credentials=stored)
+        conn.credential_keys = sorted(stored)
+        _needs_verification(conn)
+    _touch(conn, principal)
+    await session.flush()
+    return conn
+
+
+async def delete(session: AsyncSession, principal: Principal, connection_id: uuid.UUID) -> None:
+    require(principal, Role.member)
+    conn = await get(session, principal, connection_id, for_update=True)
+    deps = await repo.dependents(session, conn.id)
+    if deps:
+        kinds = ", ".join(sorted({d.kind for d in deps}))
+        raise Conflict(f"Connection has {len(deps)} dependent(s) ({kinds}); remove them first",
+                       code="has_dependents")
+    try:
+        async with session.begin_nested():
+            await repo.delete_connection(session, conn.id)
+    except IntegrityError as exc:  # a dependent arrived between the check and the delete
+        raise Conflict("Connection has dependents; remove them first",
+                       code="has_dependents") from exc
+    session.expunge(conn)
+
+
+async def disable(session: AsyncSession, principal: Principal, connection_id: uuid.UUID) -> Connection:
+    require(principal, Role.member)
+    conn = await get(session, principal, connection_id, for_update=True)
+    if conn.status != Status.disabled.value:
+        conn.status = Status.disabled.value
+        _touch(conn, principal)
+    return conn
+
+
+async def reactivate(session: AsyncSession, principal: Principal,
+                     connection_id: uuid.UUID) -> Connection:
+    require(principal, Role.member)
+    conn = await get(session, principal, connection_id, for_update=True)
+    if conn.status != Status.disabled.value:
+        raise InvalidState("Only a disabled connection can be reactivated")
+    conn.status = Status.needs_verification.value
+    _touch(conn, principal)
+    return conn
+
+
+async def set_default(session: AsyncSession, principal: Principal,
+                      connection_id: uuid.UUID) -> Connection:
+    require(principal, Role.member)
+    conn = await get(session, principal, connection_id)
+    if conn.status == Status.disabled.value:
+        raise InvalidState("A disabled connection cannot be the default")
+    await repo.lock_provider_rows(session, conn.workspace_id, conn.provider)
+    await repo.clear_defaults(session, conn.workspace_id, conn.provider, except_id=conn.id)
+    await session.flush()
+    conn.is_default = True
+    _touch(conn, principal)
+    await session.flush()
+    return conn
+
+
+async def load_credentials(session: AsyncSession, envelope: Envelope,
+                           conn: Connection) -> dict[str, str]:
+    return await secrets.load(session, envelope, workspace_id=conn.workspace_id,
+                              connection_id=conn.id)

@@ -1,0 +1,57 @@
+"""FastAPI dependencies as ``Annotated`` aliases: the runtime, a session, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connhub.errors import Unauthorized
+from connhub.runtime import Runtime
+from connhub.workspaces.principal import Principal
+from connhub.workspaces.service import resolve_principal
+
+_SCHEMES = ("bearer", "token", "api-key")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with runtime.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def bearer_token(request: Request) -> str | None:
+    """``Authorization: Bearer|Token|Api-Key <t>``, ``X-API-Key: <t>`` or the vai_token cookie."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() in _SCHEMES and value.strip():
+            return value.strip()
+        raise Unauthorized("Unsupported Authorization scheme (use Bearer)")
+    api_key = request.headers.get("x-api-key")
+    if api_key:
+        return api_key.strip()
+    return request.cookies.get("vai_token") or None
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    token = bearer_token(request)
+    if not token:
+        raise Unauthorized("Authentication required: send Authorization: Bearer <token>")
+    return await resolve_principal(session, token=token,
+                                   workspace_header=request.headers.get("x-workspace-id"))
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

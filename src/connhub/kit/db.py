@@ -1,0 +1,68 @@
+"""Engine and session factory for our own store (SQLite embedded, PostgreSQL in production).
+
+SQLite is given a single pooled connection: every request's unit of work then runs alone,
+which is what SQLite's one-writer model needs anyway (a deferred transaction that upgrades
+to a write would otherwise fail with SQLITE_BUSY under concurrency). Sessions give the
+connection back at commit, so nothing holds it across a network call to a customer system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from connhub.errors import Conflict
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    if is_sqlite(url):
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def sync_url(async_url: str) -> str:
+    """The synchronous URL Alembic runs migrations with (no event loop needed)."""
+    if async_url.startswith("sqlite+aiosqlite"):
+        return "sqlite" + async_url[len("sqlite+aiosqlite") :]
+    if async_url.startswith("postgresql+asyncpg"):
+        return "postgresql+psycopg" + async_url[len("postgresql+asyncpg") :]
+    return async_url
+
+
+async def commit(session: AsyncSession, *, conflict: str = "Conflicting change") -> None:
+    """Commit the request's unit of work; a unique-constraint race becomes a 409."""
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict(conflict) from exc
+
+
+@asynccontextmanager
+async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with factory() as session:
+        yield session

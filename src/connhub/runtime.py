@@ -1,0 +1,82 @@
+"""Everything a request needs that lives as long as the process: built once per app."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from connhub.config import Settings
+from connhub.errors import ConfigurationError
+from connhub.kit.crypto import CryptoError, Envelope, KeyMismatch, KeyMissing, LocalKeyFile
+from connhub.kit.db import make_engine, make_sessionmaker
+from connhub.kit.egress import EgressPolicy
+from connhub.providers.registry import ProviderRegistry, default_registry
+from connhub.secrets import service as secrets
+
+log = logging.getLogger("connhub")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    envelope: Envelope
+    registry: ProviderRegistry
+    egress: EgressPolicy
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+async def open_key_provider(settings: Settings, sessions: async_sessionmaker[AsyncSession]
+                            ) -> Envelope:
+    """Open the key file; make one only while no secret exists. Never replace one silently."""
+    async with sessions() as session:
+        sample = await secrets.any_sealed(session)
+    path = settings.resolved_key_file
+    try:
+        provider, created = LocalKeyFile.load_or_create(path, allow_create=sample is None)
+    except KeyMissing as exc:
+        raise ConfigurationError(
+            f"Stored secrets exist but the key file {path} is missing. Restore it (or set "
+            "CONNHUB_KEY_FILE); refusing to start rather than make a new key."
+        ) from exc
+    except CryptoError as exc:
+        raise ConfigurationError(f"Key file {path} is unusable: {exc}") from exc
+    if created:
+        log.info("created key file", extra={"path": str(path), "fingerprint": provider.fingerprint})
+    envelope = Envelope(provider)
+    if sample is not None:
+        try:
+            secrets.open_row(envelope, sample)
+        except KeyMismatch as exc:
+            raise ConfigurationError(
+                f"The key file {path} does not open the stored secrets (wrong key file?); "
+                "refusing to start."
+            ) from exc
+    return envelope
+
+
+async def build_runtime(settings: Settings) -> Runtime:
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        envelope = await open_key_provider(settings, sessions)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return Runtime(settings=settings, engine=engine, sessions=sessions, envelope=envelope,
+                   registry=default_registry(), egress=EgressPolicy.from_settings(settings))
+
+
+async def store_ready(runtime: Runtime) -> bool:
+    try:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:  # readiness reports, it does not raise
+        return False
+    return True
