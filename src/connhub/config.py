@@ -6,7 +6,6 @@ environment after start-up.
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
@@ -48,7 +47,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @cached_property
+    @property
     def resolved_database_url(self) -> str:
         """SQLAlchemy async URL; the embedded default is a SQLite file under ``home``."""
         url = self.database_url or f"sqlite+aiosqlite:///{self.home / 'connhub.db'}"
@@ -58,6 +57,6 @@ class Settings(BaseSettings):
             url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
         return url
 
-    @cached_property
+    @property
     def resolved_key_file(self) -> Path:
         return self.key_file or self.home / "master.key"

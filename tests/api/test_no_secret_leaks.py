@@ -13,6 +13,7 @@ from connhub.kit import logs
 async def test_planted_credentials_never_come_back(client: httpx.AsyncClient, admin,
                                                    planted_secret: str) -> None:
     stream = io.StringIO()
+    previous = logging.getLogger().level
     handler = logs.configure("DEBUG", stream)
     try:
         bodies: list[str] = []
@@ -51,6 +52,7 @@ async def test_planted_credentials_never_come_back(client: httpx.AsyncClient, ad
         await call("DELETE", f"/api/v1/connections/{cid}")
     finally:
         logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(previous)
     everything = "\n".join(bodies) + stream.getvalue()
     assert planted_secret not in everything
     assert stream.getvalue(), "the access log should have recorded the requests"

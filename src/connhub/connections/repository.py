@@ -127,36 +127,35 @@ async def slug_exists(session: AsyncSession, workspace_id: uuid.UUID, slug: str)
     return (await session.execute(stmt)).first() is not None
 
 
+async def lock_provider_defaults(session: AsyncSession, workspace_id: uuid.UUID,
+                                 provider: str) -> None:
+    """Serialise default changes for one (workspace, provider).
+
+    A transaction-scoped advisory lock on PostgreSQL (row locks taken in scan order would
+    deadlock against each other); SQLite already runs one writer at a time.
+    """
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(
+            func.hashtextextended(f"connhub-default:{workspace_id}:{provider}", 0))))
+
+
 async def claim_default_if_none(session: AsyncSession, conn: Connection) -> bool:
-    """Make ``conn`` the provider's default unless one exists; a lost race just means no."""
+    """Make ``conn`` the provider's default unless one exists already."""
+    await lock_provider_defaults(session, conn.workspace_id, conn.provider)
     others = select(Connection.id).where(
         Connection.workspace_id == conn.workspace_id,
         Connection.provider == conn.provider,
         Connection.is_default.is_(True),
     )
-    try:
-        async with session.begin_nested():
-            result = await session.execute(
-                update(Connection)
-                .where(Connection.id == conn.id, ~exists(others))
-                .values(is_default=True)
-                .execution_options(synchronize_session=False)
-            )
-    except IntegrityError:
-        return False
+    result = await session.execute(
+        update(Connection)
+        .where(Connection.id == conn.id, ~exists(others))
+        .values(is_default=True)
+        .execution_options(synchronize_session=False)
+    )
     claimed = bool(getattr(result, "rowcount", 0))
     conn.is_default = claimed
     return claimed
-
-
-async def lock_provider_rows(session: AsyncSession, workspace_id: uuid.UUID, provider: str) -> None:
-    """Serialise set-default calls for one provider (row locks on PostgreSQL; SQLite is serial)."""
-    stmt = (
-        select(Connection.id)
-        .where(Connection.workspace_id == workspace_id, Connection.provider == provider)
-        .with_for_update()
-    )
-    await session.execute(stmt)
 
 
 async def clear_defaults(

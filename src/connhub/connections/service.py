@@ -83,9 +83,11 @@ async def get_by_slug(session: AsyncSession, principal: Principal, slug: str) ->
     return conn
 
 
-async def _free_slug(session: AsyncSession, workspace_id: uuid.UUID, name: str) -> str:
+async def _free_slug(session: AsyncSession, workspace_id: uuid.UUID, name: str,
+                     tried: set[str]) -> str:
+    """The name's slug, or ``-2``, ``-3``... past those taken or already lost to a race."""
     base = slugify(name, max_length=200)
-    taken = await repo.slugs_like(session, workspace_id, base)
+    taken = await repo.slugs_like(session, workspace_id, base) | tried
     if base not in taken:
         return base
     n = 2
@@ -112,10 +114,12 @@ async def create(
         if await repo.slug_exists(session, principal.workspace_id, slug):
             raise Conflict(f"Slug '{slug}' is already used in this workspace", field="slug")
     now = utcnow()
-    for attempt in range(5):
+    tried: set[str] = set()
+    attempts = 1 if slug is not None else 25
+    for attempt in range(attempts):
         conn = Connection(
             id=uuid.uuid4(), workspace_id=principal.workspace_id, name=name,
-            slug=slug or await _free_slug(session, principal.workspace_id, name),
+            slug=slug or await _free_slug(session, principal.workspace_id, name, tried),
             provider=spec.name, config=clean_config, credential_keys=sorted(clean_credentials),
             status=Status.needs_verification.value, visibility=visibility.value,
             is_default=False, is_from_template=template_id is not None, template_id=template_id,
@@ -127,10 +131,11 @@ async def create(
                 session.add(conn)
                 await session.flush()
         except IntegrityError as exc:
-            if slug is not None or attempt == 4:
+            if attempt == attempts - 1 or "slug" not in str(exc.orig):
                 raise Conflict("A connection with this slug (or singleton) already exists",
                                field="slug") from exc
-            continue  # an auto slug lost a race: pick the next free one
+            tried.add(conn.slug)  # an auto slug lost a race: pick the next free one
+            continue
         break
     await secrets.store(session, envelope, workspace_id=principal.workspace_id,
                         connection_id=conn.id, credentials=clean_credentials)
@@ -234,7 +239,7 @@ async def set_default(session: AsyncSession, principal: Principal,
     conn = await get(session, principal, connection_id)
     if conn.status == Status.disabled.value:
         raise InvalidState("A disabled connection cannot be the default")
-    await repo.lock_provider_rows(session, conn.workspace_id, conn.provider)
+    await repo.lock_provider_defaults(session, conn.workspace_id, conn.provider)
     await repo.clear_defaults(session, conn.workspace_id, conn.provider, except_id=conn.id)
     await session.flush()
     conn.is_default = True

@@ -53,4 +53,6 @@ def configure(level: str = "INFO", stream: object = None) -> logging.Handler:
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    for noisy in ("aiosqlite", "asyncio", "snowflake.connector", "urllib3", "botocore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return handler

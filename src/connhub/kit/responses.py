@@ -10,8 +10,15 @@ from starlette.responses import Response
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
 
+def _fallback(value: Any) -> str:
+    # asyncpg hands back its own UUID class, which orjson does not know.
+    if hasattr(value, "hex") and hasattr(value, "int"):
+        return str(value)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
 def dumps(content: Any) -> bytes:
-    return orjson.dumps(content, option=_OPTIONS)
+    return orjson.dumps(content, option=_OPTIONS, default=_fallback)
 
 
 class JSONResponse(Response):

@@ -1,0 +1,206 @@
+"""Connections API throughput and latency against a bare endpoint on the same server.
+
+Seeds 1,000 connections, serves the real app with one uvicorn worker, and drives it with wrk
+(16 connections, 2 threads) for: a bare FastAPI hello endpoint, the list endpoint (limit 50)
+and get-by-id. Then seeds 100,000 connections in a second workspace and compares cursor-mode
+paging p99 there with the 1,000 case. Prints req/s, p99 and the ratios against the targets.
+
+    .venv/bin/python bench/bench_api.py [--store sqlite|postgres] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy import create_engine, insert
+
+from connhub.config import Settings
+from connhub.kit import migrate
+from connhub.kit.db import commit, make_engine, make_sessionmaker, sync_url
+from connhub.models import Connection
+from connhub.workspaces import service as workspaces
+from connhub.workspaces.principal import Role
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def make_tenant(settings: Settings, name: str) -> tuple[str, uuid.UUID, uuid.UUID]:
+    engine = make_engine(settings.resolved_database_url)
+    async with make_sessionmaker(engine)() as session:
+        ws = await workspaces.create_workspace(session, name=name)
+        token, user, ws = await workspaces.create_token(
+            session, workspace_ref=ws.slug, email=f"bench-{name}@example.com", role=Role.admin)
+        await commit(session)
+    await engine.dispose()
+    return token, ws.id, user.id
+
+
+def seed(url: str, workspace_id: uuid.UUID, user_id: uuid.UUID, n: int) -> list[uuid.UUID]:
+    engine = create_engine(sync_url(url))
+    now = datetime.now(UTC)
+    ids = []
+    rows = []
+    providers = ["postgres", "mysql", "snowflake", "s3", "shopify"]
+    for i in range(n):
+        cid = uuid.uuid4()
+        ids.append(cid)
+        rows.append({
+            "id": cid, "workspace_id": workspace_id, "name": f"Connection {i:06d}",
+            "slug": f"connection-{i:06d}", "provider": providers[i % 5],
+            "config": {"host": f"db{i}.example.com", "port": 5432, "database": "analytics",
+                       "username": "svc"},
+            "credential_keys": ["password"], "status": "active" if i % 3 else "error",
+            "visibility": "global" if i % 2 else "private", "is_default": False,
+            "is_from_template": False, "created_by": user_id, "updated_by": user_id,
+            "created_at": now - timedelta(seconds=i), "updated_at": now,
+            "last_verified_at": now if i % 2 else None, "verification_details": {
+                "checkedAt": now.isoformat(), "durationMs": 12,
+                "checks": [{"name": "connectivity", "status": "passed", "message": "ok"}],
+                "identity": {}},
+            "face_data": {},
+        })
+    with engine.begin() as conn:
+        for start in range(0, n, 5000):
+            conn.execute(insert(Connection), rows[start:start + 5000])
+    engine.dispose()
+    return ids
+
+
+def wrk(url: str, token: str, seconds: int, script: str | None = None) -> tuple[float, float]:
+    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-H",
+           f"Authorization: Bearer {token}"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99_raw = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert p99_raw, out
+    value, unit = float(p99_raw.group(1)), p99_raw.group(2)
+    p99_ms = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise SystemExit(f"wrk saw {non2xx.group(1)} error responses for {url}")
+    return rps, p99_ms
+
+
+def cursor_paths(base: str, token: str, limit: int, pages: int) -> list[str]:
+    """Walk the list in cursor mode and keep ``pages`` cursors spread over the whole walk."""
+    paths, cursor = [], ""
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
+        while cursor is not None:
+            paths.append(f"/api/v1/connections?limit={limit}&cursor={cursor}")
+            cursor = c.get("/api/v1/connections", params={"limit": 100, "cursor": cursor}
+                           ).json()["nextCursor"]
+    step = max(1, len(paths) // pages)
+    return paths[::step][:pages]
+
+
+def lua_rotating(paths: list[str], path: Path) -> str:
+    quoted = ",\n".join(json.dumps(p) for p in paths)
+    path.write_text(f"paths = {{\n{quoted}\n}}\ncounter = 0\nrequest = function()\n"
+                    "  counter = counter + 1\n"
+                    "  return wrk.format(nil, paths[(counter % #paths) + 1])\nend\n")
+    return str(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--big", type=int, default=100_000)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install -y wrk")
+
+    home = Path(tempfile.mkdtemp(prefix="connhub-bench-"))
+    pg_db = None
+    if args.store == "postgres":
+        pg_db = f"connhub_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
+                             autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{pg_db}"')
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_db}"
+    else:
+        url = f"sqlite+aiosqlite:///{home / 'connhub.db'}"
+    env = {**os.environ, "CONNHUB_HOME": str(home), "CONNHUB_DATABASE_URL": url,
+           "CONNHUB_LOG_LEVEL": "WARNING"}
+    settings = Settings(home=home, database_url=url)
+    migrate.upgrade(url)
+    small_token, small_ws, small_user = asyncio.run(make_tenant(settings, "small"))
+    ids = seed(url, small_ws, small_user, 1000)
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(HERE / "serve_for_bench.py")],
+                              env={**env, "BENCH_PORT": str(port)})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        s = args.seconds
+        print(f"store={args.store}  one uvicorn worker (uvloop, httptools), wrk -t2 -c16 -d{s}s")
+        results = {}
+        for label, path in [("bare hello", "/bench/hello"),
+                            ("list limit=50", "/api/v1/connections?limit=50"),
+                            ("get by id", f"/api/v1/connections/{ids[500]}")]:
+            wrk(base + path, small_token, 2)  # warm-up
+            results[label] = wrk(base + path, small_token, s)
+            rps, p99 = results[label]
+            print(f"  {label:<16} {rps:9.0f} req/s   p99 {p99:7.2f} ms")
+        hello = results["bare hello"][0]
+        list_ratio = results["list limit=50"][0] / hello
+        get_ratio = results["get by id"][0] / hello
+        print(f"  list / bare  = {list_ratio:6.1%}   (target >= 8%)")
+        print(f"  get  / bare  = {get_ratio:6.1%}   (target >= 20%)")
+        print(f"  list p99     = {results['list limit=50'][1]:.2f} ms (target < 50 ms)")
+
+        tmp = Path(tempfile.mkdtemp())
+        small_paths = cursor_paths(base, small_token, 50, 20)
+        small = wrk(base + "/", small_token, s, lua_rotating(small_paths, tmp / "small.lua"))
+        big_token, big_ws, big_user = asyncio.run(make_tenant(settings, "big"))
+        started = time.perf_counter()
+        seed(url, big_ws, big_user, args.big)
+        print(f"  seeded {args.big} connections in {time.perf_counter() - started:.1f} s")
+        big_paths = cursor_paths(base, big_token, 50, 200)
+        wrk(base + "/", big_token, 2, lua_rotating(big_paths, tmp / "big.lua"))
+        big = wrk(base + "/", big_token, s, lua_rotating(big_paths, tmp / "big.lua"))
+        print(f"  cursor paging, 1,000 rows:   {small[0]:7.0f} req/s  p99 {small[1]:6.2f} ms")
+        print(f"  cursor paging, {args.big:,} rows: {big[0]:7.0f} req/s  p99 {big[1]:6.2f} ms")
+        print(f"  p99 ratio big/small = {big[1] / small[1]:.2f}x (target <= 1.5x)")
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(home, ignore_errors=True)
+        if pg_db:
+            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
+                                 autocommit=True) as c:
+                c.execute(f'DROP DATABASE "{pg_db}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

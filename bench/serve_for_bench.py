@@ -1,0 +1,24 @@
+"""The real app plus a bare hello endpoint, served by one uvicorn worker (bench only)."""
+
+from __future__ import annotations
+
+import os
+
+import uvicorn
+
+from connhub.app import configure_logging, create_app
+from connhub.config import Settings
+
+settings = Settings()
+configure_logging(settings)
+app = create_app(settings)
+
+
+@app.get("/bench/hello", include_in_schema=False)
+async def hello() -> dict[str, str]:
+    return {"hello": "world"}
+
+
+if __name__ == "__main__":
+    uvicorn.run(app, host="127.0.0.1", port=int(os.environ["BENCH_PORT"]), workers=1,
+                log_config=None, access_log=False, loop="uvloop", http="httptools")
