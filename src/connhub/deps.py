@@ -50,8 +50,12 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     token = bearer_token(request)
     if not token:
         raise Unauthorized("Authentication required: send Authorization: Bearer <token>")
-    return await resolve_principal(session, token=token,
-                                   workspace_header=request.headers.get("x-workspace-id"))
+    principal = await resolve_principal(session, token=token,
+                                        workspace_header=request.headers.get("x-workspace-id"))
+    # Give the store connection back: endpoints that talk to customer systems must not hold
+    # it (the embedded SQLite store has exactly one). The session reconnects on next use.
+    await session.close()
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

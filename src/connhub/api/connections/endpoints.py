@@ -18,6 +18,7 @@ from connhub.api.connections.schemas import (
     to_wire,
 )
 from connhub.connections import service
+from connhub.connections import verify as verification
 from connhub.connections.schemas import ConnectionPatch, ListQuery, Order, SortBy
 from connhub.deps import PrincipalDep, RuntimeDep, SessionDep
 from connhub.kit.db import commit
@@ -136,3 +137,12 @@ async def edit_settings(connection_id: uuid.UUID, session: SessionDep, principal
         "config": conn.config,
         "secretFields": {f.name: {"configured": f.name in configured} for f in spec.credentials},
     })
+
+
+@router.post("/{connection_id}/verify", response_model=ConnectionOut,
+             summary="Verify Connection")
+async def verify(connection_id: uuid.UUID, principal: PrincipalDep,
+                 runtime: RuntimeDep) -> Response:
+    """Run the live, read-only checks; 200 with the updated connection even when they fail."""
+    conn, _ = await verification.verify_stored(runtime, principal, connection_id)
+    return JSONResponse(to_wire(conn))

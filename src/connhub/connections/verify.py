@@ -1,0 +1,100 @@
+"""Verify a stored connection: open its secret, run the checks, record the outcome.
+
+The store is not held during the network checks: credentials are read in one short unit of
+work, the verification runs with no session open, and the outcome is written in another.
+Every face (Connections ``/verify``, Sources SSE tests, Warehouse ``test/``) goes through here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+from connhub.connections import service
+from connhub.connections.schemas import Status
+from connhub.errors import InvalidState
+from connhub.kit.db import commit
+from connhub.models import Connection
+from connhub.runtime import Runtime
+from connhub.verification import service as verification
+from connhub.verification.result import StepResult, VerificationOutcome
+from connhub.verification.runner import OnStep
+from connhub.workspaces.principal import Principal, Role
+
+
+@dataclass(frozen=True)
+class Prepared:
+    connection_id: uuid.UUID
+    provider: str
+    config: dict[str, Any]
+    credentials: dict[str, str]
+
+
+async def prepare(runtime: Runtime, principal: Principal, connection_id: uuid.UUID,
+                  *, role: Role = Role.member) -> Prepared:
+    """Load what a verification needs; a disabled connection cannot be used (400)."""
+    async with runtime.sessions() as session:
+        service.require(principal, role)
+        conn = await service.get(session, principal, connection_id)
+        if conn.status == Status.disabled.value:
+            raise InvalidState("Connection is disabled; reactivate it first")
+        credentials = await service.load_credentials(session, runtime.envelope, conn)
+        return Prepared(conn.id, conn.provider, dict(conn.config), credentials)
+
+
+def apply_outcome(conn: Connection, outcome: VerificationOutcome) -> None:
+    conn.status = Status.active.value if outcome.success else Status.error.value
+    conn.last_verified_at = outcome.checked_at
+    conn.verification_error = None if outcome.success else outcome.message
+    conn.verification_error_code = None if outcome.success else outcome.code
+    conn.verification_details = outcome.details()
+
+
+async def record(runtime: Runtime, principal: Principal, connection_id: uuid.UUID,
+                 outcome: VerificationOutcome, *, face_updates: dict[str, Any] | None = None,
+                 ) -> Connection:
+    """Store the outcome (unless the connection was disabled meanwhile); returns the row."""
+    async with runtime.sessions() as session:
+        conn = await service.get(session, principal, connection_id, for_update=True)
+        if conn.status != Status.disabled.value:
+            apply_outcome(conn, outcome)
+        if face_updates:
+            conn.face_data = {**(conn.face_data or {}), **face_updates}
+        await commit(session)
+        return conn
+
+
+async def verify_stored(runtime: Runtime, principal: Principal, connection_id: uuid.UUID,
+                        *, on_step: OnStep | None = None, role: Role = Role.member,
+                        ) -> tuple[Connection, VerificationOutcome]:
+    prepared = await prepare(runtime, principal, connection_id, role=role)
+    outcome = await verification.verify(
+        prepared.provider, prepared.config, prepared.credentials, settings=runtime.settings,
+        egress=runtime.egress, on_step=on_step, registry=runtime.registry)
+    conn = await record(runtime, principal, connection_id, outcome)
+    return conn, outcome
+
+
+async def stream_stored(runtime: Runtime, principal: Principal, connection_id: uuid.UUID,
+                        *, prepared: Prepared | None = None,
+                        ) -> AsyncGenerator[StepResult | tuple[VerificationOutcome, Connection],
+                                            None]:
+    """Each step as it finishes, then ``(outcome, updated connection)``.
+
+    Closing the generator early (client gone) cancels the running check; nothing is recorded.
+    """
+    prepared = prepared or await prepare(runtime, principal, connection_id)
+    stream = verification.verify_stream(
+        prepared.provider, prepared.config, prepared.credentials, settings=runtime.settings,
+        egress=runtime.egress, registry=runtime.registry)
+    try:
+        async for item in stream:
+            if isinstance(item, StepResult):
+                yield item
+            else:
+                conn = await record(runtime, principal, connection_id, item)
+                yield item, conn
+    finally:
+        await stream.aclose()

@@ -1,0 +1,143 @@
+"""POST /connections/{id}/verify against the machine's real PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from connhub.workspaces.principal import Role
+
+
+def pg(database: str = "postgres", **config: object) -> dict[str, object]:
+    return {"name": "local pg", "provider": "postgres",
+            "config": {"host": "127.0.0.1", "port": 5432, "database": database,
+                       "username": "postgres", **config},
+            "credentials": {"password": "unused-under-trust"}}
+
+
+async def make(client, caller, body):  # type: ignore[no-untyped-def]
+    resp = await client.post("/api/v1/connections", json=body, headers=caller.headers)
+    assert resp.status_code == 201, resp.text
+    return resp.json()["id"]
+
+
+async def test_verify_success_marks_active(client, admin) -> None:
+    cid = await make(client, admin, pg())
+    resp = await client.post(f"/api/v1/connections/{cid}/verify", headers=admin.headers)
+    assert resp.status_code == 200, resp.text
+    data = resp.json()
+    assert data["status"] == "active"
+    assert data["verificationError"] is None and data["verificationErrorCode"] is None
+    assert data["lastVerifiedAt"] is not None
+    checks = data["verificationDetails"]["checks"]
+    assert [c["name"] for c in checks] == ["connectivity", "authentication", "permissions"]
+    assert all(c["status"] == "passed" for c in checks)
+
+
+async def test_verify_failure_is_200_with_error_code(client, admin) -> None:
+    cid = await make(client, admin, pg(database="no_such_db_here"))
+    resp = await client.post(f"/api/v1/connections/{cid}/verify", headers=admin.headers)
+    assert resp.status_code == 200
+    data = resp.json()
+    assert data["status"] == "error"
+    assert data["verificationErrorCode"] == "invalid_config"
+    assert data["verificationError"]
+    statuses = [c["status"] for c in data["verificationDetails"]["checks"]]
+    assert statuses == ["passed", "failed", "skipped"]
+
+
+async def test_wrong_password_is_invalid_credentials(client, admin, scram_postgres) -> None:
+    body = pg()
+    body["config"] = {"host": "127.0.0.1", "port": scram_postgres.port,
+                      "database": scram_postgres.database, "username": "alice"}
+    body["credentials"] = {"password": "definitely-wrong-pw"}
+    cid = await make(client, admin, body)
+    data = (await client.post(f"/api/v1/connections/{cid}/verify",
+                              headers=admin.headers)).json()
+    assert data["verificationErrorCode"] == "invalid_credentials"
+    assert "definitely-wrong-pw" not in str(data)
+    await client.patch(f"/api/v1/connections/{cid}", headers=admin.headers,
+                       json={"credentials": {"password": scram_postgres.users["alice"]}})
+    data = (await client.post(f"/api/v1/connections/{cid}/verify",
+                              headers=admin.headers)).json()
+    assert data["status"] == "active", data
+
+
+async def test_verify_mysql_on_mariadb(client, admin, mariadb_users) -> None:
+    body = {"name": "maria", "provider": "mysql",
+            "config": {"host": "127.0.0.1", "port": 3306, "database": mariadb_users.database,
+                       "username": mariadb_users.reader},
+            "credentials": {"password": mariadb_users.users[mariadb_users.reader]}}
+    cid = await make(client, admin, body)
+    data = (await client.post(f"/api/v1/connections/{cid}/verify",
+                              headers=admin.headers)).json()
+    assert data["status"] == "active", data["verificationDetails"]
+
+
+async def test_verify_disabled_is_400(client, admin) -> None:
+    cid = await make(client, admin, pg())
+    await client.post(f"/api/v1/connections/{cid}/disable", headers=admin.headers)
+    resp = await client.post(f"/api/v1/connections/{cid}/verify", headers=admin.headers)
+    assert resp.status_code == 400
+
+
+async def test_verify_needs_member_and_tenancy(client, make_caller) -> None:
+    admin = await make_caller(Role.admin)
+    viewer = await make_caller(Role.viewer, workspace=admin.workspace_slug)
+    stranger = await make_caller(Role.admin)
+    cid = await make(client, admin, {**pg(), "visibility": "global"})
+    assert (await client.post(f"/api/v1/connections/{cid}/verify",
+                              headers=viewer.headers)).status_code == 403
+    assert (await client.post(f"/api/v1/connections/{cid}/verify",
+                              headers=stranger.headers)).status_code == 404
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """Accepts TCP and never answers."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    thread.join()
+    for s in held:
+        s.close()
+    srv.close()
+
+
+async def test_blackhole_times_out_within_budget(client, admin, blackhole, settings) -> None:
+    cid = await make(client, admin, pg(port=blackhole))
+    started = time.perf_counter()
+    data = (await client.post(f"/api/v1/connections/{cid}/verify",
+                              headers=admin.headers)).json()
+    elapsed = time.perf_counter() - started
+    assert data["verificationErrorCode"] == "timeout"
+    assert elapsed < settings.verify_budget_s + 1.5
+
+
+async def test_egress_policy_blocks_metadata_address(client, admin) -> None:
+    body = pg()
+    body["config"]["host"] = "169.254.169.254"
+    cid = await make(client, admin, body)
+    data = (await client.post(f"/api/v1/connections/{cid}/verify",
+                              headers=admin.headers)).json()
+    assert data["verificationErrorCode"] == "network_unreachable"
+    assert "egress" in data["verificationError"].lower()
