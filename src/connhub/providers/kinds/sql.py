@@ -1,0 +1,434 @@
+"""The SQL kind: three verification steps and a session opener, once for every SQL provider.
+
+Each provider brings a small adapter (``providers/custom/<name>.py``, ``ADAPTER``; see
+``sql_driver.py``). This module owns what they share:
+
+``connectivity``
+    the adapter refuses dangerous options; the egress policy resolves the host once, checks
+    every address and opens TCP to a checked one (the address is remembered);
+``authentication``
+    the adapter opens a session to *that* address (no second lookup) in a worker thread,
+    with the driver's connect timeout set to what is left of the budget;
+``permissions``
+    the adapter's read-only checks (``SELECT 1`` in the configured scope, ...) in a worker
+    thread, which then closes the session.
+
+Driver errors are classified by the adapter, shown as a short message and kept verbatim (after
+redaction by the runner) as ``raw_error``. An adapter may also define
+``identity(conn, config) -> Mapping`` (who we are connected as, server version); it is
+optional and its failure never fails a check.
+
+A session opened in a worker thread whose caller has gone (budget expired, client left) is
+closed by that thread as soon as the driver returns it; see ``_Holder``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
+from typing import Any, TypeVar, cast
+
+from connhub.errors import BadRequest, ConnhubError, UpstreamError
+from connhub.kit.egress import EgressBlocked, EgressPolicy
+from connhub.kit.redact import redact, redact_exception, secret_values
+from connhub.kit.threads import run_blocking
+from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget, SqlAdapter
+from connhub.verification.codes import ErrorCode
+from connhub.verification.result import StepFailed
+from connhub.verification.runner import Step, StepContext
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_DISPLAY = {
+    "postgres": "PostgreSQL",
+    "mysql": "MySQL",
+    "sqlserver": "SQL Server",
+    "snowflake": "Snowflake",
+    "bigquery": "BigQuery",
+    "databricks": "Databricks",
+}
+_SHORT_DETAIL = 300
+_CODES = frozenset(code.value for code in ErrorCode)
+_SUMMARY = {
+    ErrorCode.INVALID_CREDENTIALS: "Authentication failed",
+    ErrorCode.PERMISSION_DENIED: "Permission denied",
+    ErrorCode.NETWORK_UNREACHABLE: "Could not reach the server",
+    ErrorCode.TIMEOUT: "Timed out",
+    ErrorCode.INVALID_CONFIG: "Invalid configuration",
+    ErrorCode.TOKEN_EXPIRED: "The token has expired",
+    ErrorCode.PROVIDER_ERROR: "The server returned an error",
+}
+
+
+# --- option checks shared by the adapters -------------------------------------------------
+
+
+def invalid_option(message: str, key: str) -> BadRequest:
+    return BadRequest(message, code=ErrorCode.INVALID_CONFIG, field=f"config.{key}")
+
+
+def _normal_key(key: str) -> str:
+    return key.replace("_", "").replace("-", "").lower()
+
+
+def refuse_options(config: Mapping[str, Any], denied: Iterable[str], *, why: str) -> None:
+    """Refuse config keys that name driver options we never let a tenant set.
+
+    Keys compare without case, ``_`` or ``-``, so ``sslRootCert``, ``ssl_root_cert`` and
+    ``sslrootcert`` are the same option.
+    """
+    blocked = {_normal_key(name) for name in denied}
+    for key in config:
+        if _normal_key(str(key)) in blocked:
+            raise invalid_option(f"config.{key} is not allowed: {why}", str(key))
+
+
+def require_host(config: Mapping[str, Any], key: str = "host") -> str:
+    """A single TCP host name or IP: no lists, socket paths, user-info or whitespace.
+
+    Drivers read ``a,b`` as several hosts and ``/path`` as a Unix socket, either of which
+    would connect somewhere the egress policy never checked.
+    """
+    host = config.get(key)
+    if not isinstance(host, str) or not host.strip():
+        raise invalid_option(f"config.{key} is required", key)
+    if len(host) > 253 or any(ch.isspace() or ch in ",/\\@;'\"=\x00" for ch in host):
+        raise invalid_option(f"config.{key} must be a single host name or IP address", key)
+    return host
+
+
+def require_port(config: Mapping[str, Any], default: int, key: str = "port") -> int:
+    value = config.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise invalid_option(f"config.{key} must be a port number (1-65535)", key)
+    return value
+
+
+def require_text(config: Mapping[str, Any], key: str, *, max_len: int = 255) -> str:
+    value = config.get(key)
+    if not isinstance(value, str) or not value:
+        raise invalid_option(f"config.{key} is required", key)
+    if len(value) > max_len or "\x00" in value:
+        raise invalid_option(f"config.{key} must be at most {max_len} characters, without NUL", key)
+    return value
+
+
+def optional_text(config: Mapping[str, Any], key: str, *, max_len: int = 255) -> str | None:
+    if config.get(key) in (None, ""):
+        return None
+    return require_text(config, key, max_len=max_len)
+
+
+def load_adapter(provider: str) -> SqlAdapter:
+    """The provider's adapter, imported on first use (drivers are heavy and optional)."""
+    if not provider.isidentifier():
+        raise ConnhubError(f"unknown SQL provider {provider!r}", code=ErrorCode.PROVIDER_ERROR)
+    module = importlib.import_module(f"connhub.providers.custom.{provider}")
+    return cast(SqlAdapter, module.ADAPTER)
+
+
+def display_name(provider: str, adapter: SqlAdapter | None = None) -> str:
+    named = getattr(adapter, "display_name", None)
+    return named if isinstance(named, str) else _DISPLAY.get(provider, provider)
+
+
+def _close_quietly(conn: Any) -> None:
+    with suppress(Exception):
+        conn.close()
+
+
+def close_in_background(conn: Any) -> None:
+    """Close a driver connection without blocking the caller (close may do network I/O)."""
+    threading.Thread(
+        target=_close_quietly, args=(conn,), name="connhub-sql-close", daemon=True
+    ).start()
+
+
+class _Holder:
+    """Hands a connection from a worker thread to the async side, unless the side gave up.
+
+    Once ``abandon`` has run, a connection the driver returns later is closed by the worker
+    thread itself: a late login must not leave a session open on the customer's database.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._abandoned = False
+
+    def open(self, adapter: SqlAdapter, request: ConnectRequest) -> None:
+        """Worker thread: connect and keep the connection, or close it if nobody waits."""
+        conn = adapter.connect(request)
+        with self._lock:
+            if not self._abandoned:
+                self._conn = conn
+                return
+        _close_quietly(conn)
+
+    def take(self) -> Any:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        return conn
+
+    def abandon(self) -> None:
+        """Event loop: stop waiting; close whatever was already handed over (off the loop)."""
+        with self._lock:
+            self._abandoned = True
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            close_in_background(conn)
+
+
+def _classify(adapter: SqlAdapter, exc: BaseException) -> ErrorCode:
+    try:
+        code = adapter.classify(exc)
+    except Exception:
+        log.exception("%s adapter failed to classify %s", adapter.name, type(exc).__name__)
+        return ErrorCode.PROVIDER_ERROR
+    return ErrorCode.coerce(code)
+
+
+def _detail(adapter: SqlAdapter, exc: BaseException) -> str:
+    """One short line for people; the full text stays in ``raw_error``.
+
+    An adapter may define ``error_message(exc) -> str`` to pick the useful part of its
+    driver's wording (libpq prefixes every login error with the address it tried).
+    """
+    text = ""
+    describe = getattr(adapter, "error_message", None)
+    if describe is not None:
+        with suppress(Exception):
+            text = str(describe(exc))
+    args = exc.args
+    if not text and len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        text = f"{args[1]} (error {args[0]})"  # DB-API drivers' (errno, message) pairs
+    if not text:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        text = lines[0] if lines else type(exc).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= _SHORT_DETAIL else text[: _SHORT_DETAIL - 3] + "..."
+
+
+def _driver_failure(adapter: SqlAdapter, exc: BaseException) -> StepFailed:
+    code = _classify(adapter, exc)
+    return StepFailed(
+        code, f"{_SUMMARY[code]}: {_detail(adapter, exc)}", raw_error=redact_exception(exc)
+    )
+
+
+def _config_failure(exc: ConnhubError) -> StepFailed:
+    code = exc.code if exc.code in _CODES else ErrorCode.INVALID_CONFIG
+    return StepFailed(code, exc.message)
+
+
+class _SqlRun:
+    """The steps of one verification, sharing the checked address and the open session."""
+
+    def __init__(
+        self,
+        provider: str,
+        adapter: SqlAdapter,
+        config: Mapping[str, Any],
+        credentials: Mapping[str, str],
+        egress: EgressPolicy,
+    ) -> None:
+        self.provider = provider
+        self.adapter = adapter
+        self.config = config
+        self.credentials = credentials
+        self.egress = egress
+        self.display = display_name(provider, adapter)
+        self.target: ConnectTarget | None = None  # set by connectivity
+        self.address: str | None = None
+        self.holder = _Holder()
+
+    async def _blocking(self, doing: str, fn: Callable[..., T], *args: Any, ctx: StepContext) -> T:
+        """Run an adapter call in a worker thread; turn what it raises into a StepFailed."""
+        try:
+            return await run_blocking(fn, *args, timeout=ctx.remaining())
+        except StepFailed:
+            raise
+        except ConnhubError as exc:
+            raise _config_failure(exc) from None
+        except TimeoutError:
+            raise StepFailed(
+                ErrorCode.TIMEOUT, f"Timed out {doing}: the verification budget ran out"
+            ) from None
+        except Exception as exc:
+            raise _driver_failure(self.adapter, exc) from None
+
+    def steps(self) -> list[Step]:
+        return [
+            Step("connectivity", self.connectivity),
+            Step("authentication", self.authentication),
+            Step("permissions", self.permissions),
+        ]
+
+    async def connectivity(self, ctx: StepContext) -> str:
+        ctx.defer(self.holder.abandon)
+        try:
+            self.adapter.validate_options(self.config)
+            target = self.adapter.target(self.config)
+        except ConnhubError as exc:
+            raise _config_failure(exc) from None
+        self.target = target
+        if target is None:
+            return f"Configuration is valid; {self.display} is reached over HTTPS by its driver"
+        where = f"{target.host}:{target.port}"
+        try:
+            _reader, writer, resolved = await self.egress.open_connection(
+                target.host, target.port, timeout=ctx.remaining()
+            )
+        except EgressBlocked as exc:
+            raise StepFailed(
+                ErrorCode.NETWORK_UNREACHABLE,
+                f"The egress policy blocked the connection to {exc.host}: {exc.reason}",
+            ) from None
+        except TimeoutError:
+            raise StepFailed(ErrorCode.TIMEOUT, f"Timed out connecting to {where}") from None
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise StepFailed(
+                ErrorCode.NETWORK_UNREACHABLE,
+                f"Could not reach {where}: {reason}",
+                raw_error=redact_exception(exc),
+            ) from None
+        # Closed on the next loop turn; nothing to flush, so waiting for it only adds latency.
+        writer.close()
+        self.address = resolved.address
+        ctx.identity.update(host=target.host, port=target.port, address=resolved.address)
+        return f"Successfully connected to {self.display} at {where}"
+
+    async def authentication(self, ctx: StepContext) -> str:
+        request = ConnectRequest(
+            config=self.config,
+            credentials=self.credentials,
+            target=self.target,
+            address=self.address,
+            timeout_s=ctx.remaining(),
+        )
+        await self._blocking(
+            f"logging in to {self.display}", self.holder.open, self.adapter, request, ctx=ctx
+        )
+        return "Credentials verified"
+
+    def _check_and_close(self) -> tuple[str, dict[str, Any]]:
+        """Worker thread: run the checks, read the identity, always close the session."""
+        conn = self.holder.take()
+        if conn is None:
+            raise StepFailed(ErrorCode.PROVIDER_ERROR, "No session to check permissions with")
+        try:
+            message = self.adapter.permission_checks(conn, self.config)
+            identity: dict[str, Any] = {}
+            describe = getattr(self.adapter, "identity", None)
+            if describe is not None:
+                try:
+                    identity = dict(describe(conn, self.config))
+                except Exception:
+                    log.debug("%s identity lookup failed", self.adapter.name, exc_info=True)
+            return message, identity
+        finally:
+            _close_quietly(conn)
+
+    async def permissions(self, ctx: StepContext) -> str:
+        message, identity = await self._blocking(
+            "checking permissions", self._check_and_close, ctx=ctx
+        )
+        ctx.identity.update(identity)
+        return message
+
+
+def sql_steps(
+    provider: str,
+    config: Mapping[str, Any],
+    credentials: Mapping[str, str],
+    *,
+    egress: EgressPolicy,
+) -> list[Step]:
+    """``connectivity``, ``authentication``, ``permissions`` for one SQL provider.
+
+    The budget is the runner's: each step reads ``ctx.remaining()`` when it starts.
+    """
+    run = _SqlRun(provider, load_adapter(provider), config, credentials, egress)
+    return run.steps()
+
+
+async def open_session(
+    provider: str,
+    config: Mapping[str, Any],
+    credentials: Mapping[str, str],
+    *,
+    egress: EgressPolicy,
+    timeout_s: float,
+    read_only: bool = True,
+) -> Any:
+    """Open a DB-API connection through the egress policy, without blocking the loop.
+
+    For schema browsing and read-only queries. The caller owns the connection and must use it
+    and close it in worker threads (``run_blocking``; ``close_session``). Failures raise
+    ``UpstreamError`` whose ``code`` is a verification code (``invalid_credentials``,
+    ``network_unreachable``, ``timeout``...) and whose message is redacted; bad options raise
+    the adapter's ``BadRequest``.
+    """
+    adapter = load_adapter(provider)
+    deadline = time.monotonic() + timeout_s
+    secrets = secret_values(credentials)
+    adapter.validate_options(config)
+    target = adapter.target(config)
+    address: str | None = None
+    try:
+        if target is not None:
+            async with asyncio.timeout(timeout_s):
+                address = (await egress.resolve(target.host, target.port)).address
+    except EgressBlocked as exc:
+        raise UpstreamError(
+            f"The egress policy blocked the connection to {exc.host}: {exc.reason}",
+            code=ErrorCode.NETWORK_UNREACHABLE,
+        ) from None
+    except TimeoutError:
+        raise UpstreamError("Timed out resolving the host", code=ErrorCode.TIMEOUT) from None
+    except OSError as exc:
+        raise UpstreamError(
+            redact(f"Could not resolve {target.host if target else ''}: {exc}", secrets),
+            code=ErrorCode.NETWORK_UNREACHABLE,
+        ) from None
+    remaining = max(0.0, deadline - time.monotonic())
+    request = ConnectRequest(
+        config=config,
+        credentials=credentials,
+        target=target,
+        address=address,
+        timeout_s=remaining,
+        read_only=read_only,
+    )
+    holder = _Holder()
+    try:
+        await run_blocking(holder.open, adapter, request, timeout=remaining)
+    except BaseException as exc:
+        holder.abandon()
+        if isinstance(exc, ConnhubError | asyncio.CancelledError):
+            raise
+        if isinstance(exc, TimeoutError):
+            raise UpstreamError(
+                f"Timed out connecting to {display_name(provider, adapter)}", code=ErrorCode.TIMEOUT
+            ) from None
+        if isinstance(exc, Exception):
+            failure = _driver_failure(adapter, exc)
+            raise UpstreamError(redact(failure.message, secrets), code=failure.code) from None
+        raise
+    return holder.take()
+
+
+async def close_session(conn: Any) -> None:
+    """Close a connection from ``open_session`` in a worker thread."""
+    await run_blocking(_close_quietly, conn)
