@@ -45,7 +45,7 @@ def settings(store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settin
     home = tmp_path_factory.mktemp("home")
     return Settings(home=home, database_url=store_url, key_file=home / "master.key",
                     egress_allow=["127.0.0.1"], verify_budget_s=3.0,
-                    rate_limit_enabled=False)
+                    rate_limit_enabled=False, auth_cache_s=0)
 
 
 def settings_with(base: Settings, **changes: object) -> Settings:

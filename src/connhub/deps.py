@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connhub.errors import Unauthorized
 from connhub.runtime import Runtime
 from connhub.workspaces.principal import Principal
-from connhub.workspaces.service import resolve_principal
+from connhub.workspaces.service import hash_token, resolve_principal
 
 _SCHEMES = ("bearer", "token", "api-key")
 
@@ -46,15 +46,19 @@ def bearer_token(request: Request) -> str | None:
     return request.cookies.get("vai_token") or None
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
+async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
     token = bearer_token(request)
     if not token:
         raise Unauthorized("Authentication required: send Authorization: Bearer <token>")
-    principal = await resolve_principal(session, token=token,
-                                        workspace_header=request.headers.get("x-workspace-id"))
-    # Give the store connection back: endpoints that talk to customer systems must not hold
-    # it (the embedded SQLite store has exactly one). The session reconnects on next use.
-    await session.close()
+    header = request.headers.get("x-workspace-id")
+    key = (hash_token(token), header)
+    principal = runtime.principals.get(key)
+    if principal is None:
+        # Its own short session: endpoints that talk to customer systems must not hold a
+        # store connection (the embedded SQLite store has exactly one).
+        async with runtime.sessions() as session:
+            principal = await resolve_principal(session, token=token, workspace_header=header)
+        runtime.principals.put(key, principal)
     return principal
 
 

@@ -13,8 +13,10 @@ from connhub.errors import ConfigurationError
 from connhub.kit.crypto import CryptoError, Envelope, KeyMismatch, KeyMissing, LocalKeyFile
 from connhub.kit.db import make_engine, make_sessionmaker
 from connhub.kit.egress import EgressPolicy
+from connhub.kit.ttlcache import TTLCache
 from connhub.providers.registry import ProviderRegistry, default_registry
 from connhub.secrets import service as secrets
+from connhub.workspaces.principal import Principal
 
 log = logging.getLogger("connhub")
 
@@ -27,6 +29,7 @@ class Runtime:
     envelope: Envelope
     registry: ProviderRegistry
     egress: EgressPolicy
+    principals: TTLCache[tuple[str, str | None], Principal]
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -70,7 +73,8 @@ async def build_runtime(settings: Settings) -> Runtime:
         await engine.dispose()
         raise
     return Runtime(settings=settings, engine=engine, sessions=sessions, envelope=envelope,
-                   registry=default_registry(), egress=EgressPolicy.from_settings(settings))
+                   registry=default_registry(), egress=EgressPolicy.from_settings(settings),
+                   principals=TTLCache(settings.auth_cache_s))
 
 
 async def store_ready(runtime: Runtime) -> bool:

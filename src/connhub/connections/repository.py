@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
     Select,
     and_,
     delete,
@@ -24,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connhub.connections.schemas import ListQuery, Order, SortBy
-from connhub.models import Connection, Dependent
+from connhub.models import Connection, Dependent, User
 from connhub.models.base import UTCDateTime
 from connhub.workspaces.principal import Principal
 
@@ -52,8 +53,14 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def filtered(principal: Principal, query: ListQuery) -> Select[tuple[Connection]]:
-    stmt = select(Connection).where(visible_to(principal))
+_conn = Connection.__table__
+_creator = User.__table__.alias("creator")
+_updater = User.__table__.alias("updater")
+_PROFILE = ("first_name", "last_name", "profile_picture_url")
+
+
+def filtered(principal: Principal, query: ListQuery, *columns: Any) -> Select[Any]:
+    stmt = select(*(columns or (Connection,))).where(visible_to(principal))
     if query.q:
         pattern = f"%{_escape_like(query.q.lower())}%"
         stmt = stmt.where(
@@ -69,11 +76,23 @@ def filtered(principal: Principal, query: ListQuery) -> Select[tuple[Connection]
 
 async def page(
     session: AsyncSession, principal: Principal, query: ListQuery,
-    after: tuple[Any, uuid.UUID] | None,
-) -> Sequence[Connection]:
-    """One page plus one extra row (to tell whether there is a next page)."""
+    after: tuple[Any, uuid.UUID] | None, *, with_total: bool,
+) -> Sequence[Row[Any]]:
+    """One page plus one extra row, as plain rows (no ORM identity map on the hot path).
+
+    Each row also carries its creator's and updater's profile (two outer joins) and, in
+    offset mode, the filtered total (``count(*) OVER ()``): the whole page is one round trip.
+    """
     col = sort_column(query.sort_by)
-    stmt = filtered(principal, query)
+    columns: list[Any] = list(_conn.c)
+    for alias, prefix in ((_creator, "creator_"), (_updater, "updater_")):
+        columns += [alias.c[name].label(prefix + name) for name in _PROFILE]
+    if with_total:
+        columns.append(func.count().over().label("total_count"))
+    stmt = filtered(principal, query, *columns).select_from(
+        _conn.outerjoin(_creator, _creator.c.id == _conn.c.created_by)
+        .outerjoin(_updater, _updater.c.id == _conn.c.updated_by)
+    )
     desc = query.order is Order.desc
     if after is not None:
         key = tuple_(col, Connection.id)
@@ -83,18 +102,29 @@ async def page(
     stmt = stmt.order_by(*order).limit(query.limit + 1)
     if after is None and query.cursor is None and query.offset:
         stmt = stmt.offset(query.offset)
-    return (await session.execute(stmt)).scalars().all()
+    return (await session.execute(stmt)).all()
 
 
 async def count(session: AsyncSession, principal: Principal, query: ListQuery) -> int:
-    stmt = filtered(principal, query).with_only_columns(func.count()).order_by(None)
+    stmt = filtered(principal, query, func.count())
     return int((await session.execute(stmt)).scalar_one())
 
 
-def sort_value(conn: Connection, sort_by: SortBy) -> Any:
+def sort_value(conn: Any, sort_by: SortBy) -> Any:
     if sort_by is SortBy.last_verified_at:
         return conn.last_verified_at or _EPOCH
     return getattr(conn, sort_by.value)
+
+
+async def view(session: AsyncSession, principal: Principal, *, connection_id: uuid.UUID | None = None,
+               slug: str | None = None) -> Row[Any] | None:
+    """A read-only row of one visible connection (no ORM object: cheaper for reads)."""
+    stmt = select(*_conn.c).where(visible_to(principal))
+    if connection_id is not None:
+        stmt = stmt.where(Connection.id == connection_id)
+    if slug is not None:
+        stmt = stmt.where(Connection.slug == slug)
+    return (await session.execute(stmt)).first()
 
 
 async def get_visible(

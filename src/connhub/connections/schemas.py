@@ -55,12 +55,11 @@ class UserProfile:
     first_name: str | None
     last_name: str | None
     profile_picture_url: str | None
-    email: str
 
 
 @dataclass
 class Page:
-    items: list[Connection]
+    items: list[Any]  # rows or models: anything with the Connection attributes
     limit: int
     offset: int
     total: int | None

@@ -31,7 +31,6 @@ from connhub.models import Connection
 from connhub.models.base import utcnow
 from connhub.providers.registry import ProviderRegistry
 from connhub.secrets import service as secrets
-from connhub.workspaces import repository as workspaces_repo
 from connhub.workspaces.principal import Principal, Role
 
 _SLUG_RE = re.compile(SLUG_PATTERN)
@@ -46,38 +45,44 @@ async def list_connections(session: AsyncSession, principal: Principal, query: L
     after = None
     if query.cursor:
         after = cursors.decode(query.cursor, sort_by=query.sort_by.value, order=query.order.value)
-    rows = list(await repo.page(session, principal, query, after))
+    cursor_mode = query.cursor is not None
+    rows = list(await repo.page(session, principal, query, after, with_total=not cursor_mode))
     has_next = len(rows) > query.limit
     items = rows[: query.limit]
-    cursor_mode = query.cursor is not None
-    total = None if cursor_mode else await repo.count(session, principal, query)
+    total = None
+    if not cursor_mode:
+        total = rows[0].total_count if rows else await repo.count(session, principal, query)
     next_cursor = None
     if has_next and items:
         last = items[-1]
         next_cursor = cursors.encode(
             query.sort_by.value, query.order.value, repo.sort_value(last, query.sort_by), last.id
         )
-    user_ids = {u for c in items for u in (c.created_by, c.updated_by) if u is not None}
-    users = {
-        row.id: UserProfile(id=row.id, first_name=row.first_name, last_name=row.last_name,
-                            profile_picture_url=row.profile_picture_url, email=row.email)
-        for row in await workspaces_repo.user_profiles(session, user_ids)
-    }
+    users: dict[uuid.UUID, UserProfile] = {}
+    for row in items:
+        for prefix, uid in (("creator_", row.created_by), ("updater_", row.updated_by)):
+            if uid is not None and uid not in users:
+                users[uid] = UserProfile(
+                    id=uid, first_name=getattr(row, prefix + "first_name"),
+                    last_name=getattr(row, prefix + "last_name"),
+                    profile_picture_url=getattr(row, prefix + "profile_picture_url"))
     return Page(items=items, limit=query.limit, offset=0 if cursor_mode else query.offset,
                 total=total, has_next=has_next, next_cursor=next_cursor, users=users)
+
+
+async def view(session: AsyncSession, principal: Principal, *, connection_id: uuid.UUID | None = None,
+               slug: str | None = None) -> Any:
+    """A read-only view of one connection (attribute access like the model)."""
+    row = await repo.view(session, principal, connection_id=connection_id, slug=slug)
+    if row is None:
+        raise NotFound("Connection not found")
+    return row
 
 
 async def get(session: AsyncSession, principal: Principal, connection_id: uuid.UUID,
               *, for_update: bool = False) -> Connection:
     conn = await repo.get_visible(session, principal, connection_id=connection_id,
                                   for_update=for_update)
-    if conn is None:
-        raise NotFound("Connection not found")
-    return conn
-
-
-async def get_by_slug(session: AsyncSession, principal: Principal, slug: str) -> Connection:
-    conn = await repo.get_visible(session, principal, slug=slug)
     if conn is None:
         raise NotFound("Connection not found")
     return conn

@@ -69,13 +69,13 @@ async def create_connection(body: ConnectionCreate, session: SessionDep, princip
 @router.get("/slug/{slug}", response_model=ConnectionOut, summary="Get Connection By Slug")
 async def get_by_slug(slug: Annotated[str, "slug"], session: SessionDep,
                       principal: PrincipalDep) -> Response:
-    return JSONResponse(to_wire(await service.get_by_slug(session, principal, slug)))
+    return JSONResponse(to_wire(await service.view(session, principal, slug=slug)))
 
 
 @router.get("/{connection_id}", response_model=ConnectionOut, summary="Get Connection")
 async def get_connection(connection_id: uuid.UUID, session: SessionDep,
                          principal: PrincipalDep) -> Response:
-    return JSONResponse(to_wire(await service.get(session, principal, connection_id)))
+    return JSONResponse(to_wire(await service.view(session, principal, connection_id=connection_id)))
 
 
 @router.patch("/{connection_id}", response_model=ConnectionOut, summary="Update Connection")

@@ -91,7 +91,7 @@ class EditSettings(BaseModel):
     secretFields: dict[str, SecretFieldState]
 
 
-def to_wire(conn: Connection) -> dict[str, Any]:
+def to_wire(conn: Connection | Any) -> dict[str, Any]:
     """Hand-built dict (not a model dump): the list endpoint renders 50 of these per call."""
     return {
         "id": conn.id,
