@@ -32,6 +32,14 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+async def get_reader(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with runtime.readers() as session:
+        yield session
+
+
+ReaderDep = Annotated[AsyncSession, Depends(get_reader)]
+
+
 def bearer_token(request: Request) -> str | None:
     """``Authorization: Bearer|Token|Api-Key <t>``, ``X-API-Key: <t>`` or the vai_token cookie."""
     header = request.headers.get("authorization")

@@ -26,6 +26,7 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    readers: async_sessionmaker[AsyncSession]
     envelope: Envelope
     registry: ProviderRegistry
     egress: EgressPolicy
@@ -72,7 +73,8 @@ async def build_runtime(settings: Settings) -> Runtime:
     except BaseException:
         await engine.dispose()
         raise
-    return Runtime(settings=settings, engine=engine, sessions=sessions, envelope=envelope,
+    return Runtime(settings=settings, engine=engine, sessions=sessions,
+                   readers=make_sessionmaker(engine, read_only=True), envelope=envelope,
                    registry=default_registry(), egress=EgressPolicy.from_settings(settings),
                    principals=TTLCache(settings.auth_cache_s))
 

@@ -80,7 +80,9 @@ SECTION_4: dict[str, dict[str, Any]] = {
         "modes": [("password", []), ("privateKey", ["privateKeyPassphrase"])],
     },
     "bigquery": {
-        "config": {"projectId": REQ, "dataset": REQ, "location": ("optional", None)},
+        # apiEndpoint: our optional addition (regional / Private Service Connect endpoints)
+        "config": {"projectId": REQ, "dataset": REQ, "location": ("optional", None),
+                   "apiEndpoint": ("optional", None)},
         "credentials": {"credentialsJson": REQ},
     },
     "databricks": {

@@ -48,8 +48,16 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
                                pool_pre_ping=False, **json_args)
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def make_sessionmaker(engine: AsyncEngine, *, read_only: bool = False
+                      ) -> async_sessionmaker[AsyncSession]:
+    """Sessions for units of work; ``read_only`` ones run in autocommit (single statements).
+
+    A read of one page or one row needs no transaction: autocommit skips the BEGIN and the
+    ROLLBACK round trips that would otherwise cost more than the query itself.
+    """
+    autocommit = read_only and engine.dialect.name == "postgresql"  # SQLite: no gain, more hops
+    bind = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
 def sync_url(async_url: str) -> str:

@@ -20,7 +20,7 @@ from connhub.api.connections.schemas import (
 from connhub.connections import service
 from connhub.connections import verify as verification
 from connhub.connections.schemas import ConnectionPatch, ListQuery, Order, SortBy
-from connhub.deps import PrincipalDep, RuntimeDep, SessionDep
+from connhub.deps import PrincipalDep, ReaderDep, RuntimeDep, SessionDep
 from connhub.kit.db import commit
 from connhub.kit.responses import JSONResponse
 
@@ -32,7 +32,7 @@ ConnectionId = Annotated[uuid.UUID, "connection id"]
 @router.get("", response_model=ConnectionList, include_in_schema=False)
 @router.get("/", response_model=ConnectionList, summary="List Connections")
 async def list_connections(
-    request: Request, session: SessionDep, principal: PrincipalDep,
+    request: Request, session: ReaderDep, principal: PrincipalDep,
     q: Annotated[str | None, Query(max_length=255, description="Search by name or slug")] = None,
     provider: Annotated[list[str] | None, Query(max_length=100)] = None,
     status: Annotated[list[StatusName] | None, Query(max_length=10)] = None,
@@ -67,13 +67,13 @@ async def create_connection(body: ConnectionCreate, session: SessionDep, princip
 
 
 @router.get("/slug/{slug}", response_model=ConnectionOut, summary="Get Connection By Slug")
-async def get_by_slug(slug: Annotated[str, "slug"], session: SessionDep,
+async def get_by_slug(slug: Annotated[str, "slug"], session: ReaderDep,
                       principal: PrincipalDep) -> Response:
     return JSONResponse(to_wire(await service.view(session, principal, slug=slug)))
 
 
 @router.get("/{connection_id}", response_model=ConnectionOut, summary="Get Connection")
-async def get_connection(connection_id: uuid.UUID, session: SessionDep,
+async def get_connection(connection_id: uuid.UUID, session: ReaderDep,
                          principal: PrincipalDep) -> Response:
     return JSONResponse(to_wire(await service.view(session, principal, connection_id=connection_id)))
 

@@ -305,9 +305,34 @@ class _SqlRun:
             ) from None
         # Closed on the next loop turn; nothing to flush, so waiting for it only adds latency.
         writer.close()
+        await self._check_extra_targets(ctx)
         self.address = resolved.address
         ctx.identity.update(host=target.host, port=target.port, address=resolved.address)
         return f"Successfully connected to {self.display} at {where}"
+
+    async def _check_extra_targets(self, ctx: StepContext) -> None:
+        """Other hosts the driver will reach (e.g. an OAuth token endpoint) pass the policy too."""
+        extra = getattr(self.adapter, "extra_targets", None)
+        if extra is None:
+            return
+        try:
+            targets = extra(self.config, self.credentials)
+        except ConnhubError as exc:
+            raise _config_failure(exc) from None
+        for other in targets:
+            try:
+                await asyncio.wait_for(self.egress.resolve(other.host, other.port),
+                                       ctx.remaining())
+            except EgressBlocked as exc:
+                raise StepFailed(
+                    ErrorCode.NETWORK_UNREACHABLE,
+                    f"The egress policy blocked the connection to {exc.host}: {exc.reason}",
+                ) from None
+            except TimeoutError:
+                raise StepFailed(ErrorCode.TIMEOUT, f"Timed out resolving {other.host}") from None
+            except OSError as exc:
+                raise StepFailed(ErrorCode.NETWORK_UNREACHABLE,
+                                 f"Could not resolve {other.host}: {exc}") from None
 
     async def authentication(self, ctx: StepContext) -> str:
         request = ConnectRequest(
