@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +13,9 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
+    String,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -21,7 +25,6 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connhub.connections.schemas import ListQuery, Order, SortBy
@@ -75,6 +78,65 @@ def filtered(principal: Principal, query: ListQuery, *columns: Any) -> Select[An
     return stmt
 
 
+@dataclass(frozen=True)
+class _PageShape:
+    admin: bool
+    q: bool
+    providers: bool
+    statuses: bool
+    sort_by: SortBy
+    order: Order
+    after: bool
+    total: bool
+    offset: bool
+
+
+@functools.lru_cache(maxsize=256)
+def _page_statement(shape: _PageShape) -> Select[Any]:
+    """The page query for one shape of request, built once with bind parameters.
+
+    Building and cache-keying a SQLAlchemy statement costs more than running this query, so
+    each shape (filters present, sort, mode) is built once and reused with new values.
+    """
+    ws = bindparam("ws", type_=_conn.c.workspace_id.type)
+    where: list[ColumnElement[bool]] = [_conn.c.workspace_id == ws]
+    if not shape.admin:
+        where.append(or_(_conn.c.visibility == "global",
+                         _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type)))
+    if shape.q:
+        pattern = bindparam("q", type_=String())
+        where.append(or_(func.lower(_conn.c.name).like(pattern, escape="\\"),
+                         _conn.c.slug.like(pattern, escape="\\")))
+    if shape.providers:
+        where.append(_conn.c.provider.in_(bindparam("providers", expanding=True)))
+    if shape.statuses:
+        where.append(_conn.c.status.in_(bindparam("statuses", expanding=True)))
+    col = sort_column(shape.sort_by)
+    columns: list[Any] = [c for c in _conn.c if c.name not in _NOT_LISTED]
+    for alias, prefix in ((_creator, "creator_"), (_updater, "updater_")):
+        columns += [alias.c[name].label(prefix + name) for name in _PROFILE]
+    if shape.total:
+        # An uncorrelated scalar subquery: evaluated once, an index count, unlike
+        # count(*) OVER () which would materialise every joined row before the LIMIT.
+        columns.append(select(func.count()).select_from(_conn).where(*where)
+                       .scalar_subquery().label("total_count"))
+    stmt = select(*columns).select_from(
+        _conn.outerjoin(_creator, _creator.c.id == _conn.c.created_by)
+        .outerjoin(_updater, _updater.c.id == _conn.c.updated_by)
+    ).where(*where)
+    desc = shape.order is Order.desc
+    if shape.after:
+        key = tuple_(col, _conn.c.id)
+        bound = tuple_(bindparam("after_value", type_=col.type),
+                       bindparam("after_id", type_=_conn.c.id.type))
+        stmt = stmt.where(key < bound if desc else key > bound)
+    order = (col.desc(), _conn.c.id.desc()) if desc else (col.asc(), _conn.c.id.asc())
+    stmt = stmt.order_by(*order).limit(bindparam("limit"))
+    if shape.offset:
+        stmt = stmt.offset(bindparam("offset"))
+    return stmt
+
+
 async def page(
     session: AsyncSession, principal: Principal, query: ListQuery,
     after: tuple[Any, uuid.UUID] | None, *, with_total: bool,
@@ -84,30 +146,26 @@ async def page(
     Each row also carries its creator's and updater's profile (two outer joins) and, in
     offset mode, the filtered total: the whole page is one round trip.
     """
-    col = sort_column(query.sort_by)
-    columns: list[Any] = [c for c in _conn.c if c.name not in _NOT_LISTED]
-    for alias, prefix in ((_creator, "creator_"), (_updater, "updater_")):
-        columns += [alias.c[name].label(prefix + name) for name in _PROFILE]
-    if with_total:
-        # An uncorrelated scalar subquery: evaluated once, and an index-only count, unlike
-        # count(*) OVER () which would materialise every joined row before the LIMIT.
-        columns.append(filtered(principal, query, func.count()).scalar_subquery()
-                       .label("total_count"))
-    stmt = filtered(principal, query, *columns).select_from(
-        _conn.outerjoin(_creator, _creator.c.id == _conn.c.created_by)
-        .outerjoin(_updater, _updater.c.id == _conn.c.updated_by)
-    )
-    desc = query.order is Order.desc
+    use_offset = after is None and query.cursor is None and query.offset > 0
+    shape = _PageShape(admin=principal.is_admin, q=bool(query.q), providers=bool(query.providers),
+                       statuses=bool(query.statuses), sort_by=query.sort_by, order=query.order,
+                       after=after is not None, total=with_total, offset=use_offset)
+    params: dict[str, Any] = {"ws": principal.workspace_id, "limit": query.limit + 1}
+    if not principal.is_admin:
+        params["uid"] = principal.user_id
+    if query.q:
+        params["q"] = f"%{_escape_like(query.q.lower())}%"
+    if query.providers:
+        params["providers"] = list(query.providers)
+    if query.statuses:
+        params["statuses"] = list(query.statuses)
     if after is not None:
-        key = tuple_(col, Connection.id)
-        bound = tuple_(literal(after[0], col.type), literal(after[1], Connection.id.type))
-        stmt = stmt.where(key < bound if desc else key > bound)
-    order = (col.desc(), Connection.id.desc()) if desc else (col.asc(), Connection.id.asc())
-    stmt = stmt.order_by(*order).limit(query.limit + 1)
-    if after is None and query.cursor is None and query.offset:
-        stmt = stmt.offset(query.offset)
+        params["after_value"], params["after_id"] = after
+    if use_offset:
+        params["offset"] = query.offset
     # A Core execution on the session's connection: no ORM loading machinery for plain rows.
-    return (await (await session.connection()).execute(stmt)).all()
+    connection = await session.connection()
+    return (await connection.execute(_page_statement(shape), params)).all()
 
 
 async def count(session: AsyncSession, principal: Principal, query: ListQuery) -> int:
@@ -121,15 +179,29 @@ def sort_value(conn: Any, sort_by: SortBy) -> Any:
     return getattr(conn, sort_by.value)
 
 
+def _view_statement(by: str, admin: bool) -> Select[Any]:
+    stmt = select(*_conn.c).where(
+        _conn.c.workspace_id == bindparam("ws", type_=_conn.c.workspace_id.type),
+        _conn.c[by] == bindparam("key", type_=_conn.c[by].type),
+    )
+    if not admin:
+        stmt = stmt.where(or_(_conn.c.visibility == "global",
+                              _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type)))
+    return stmt
+
+
+_VIEWS = {(by, admin): _view_statement(by, admin) for by in ("id", "slug") for admin in (True, False)}
+
+
 async def view(session: AsyncSession, principal: Principal, *, connection_id: uuid.UUID | None = None,
                slug: str | None = None) -> Row[Any] | None:
     """A read-only row of one visible connection (no ORM object: cheaper for reads)."""
-    stmt = select(*_conn.c).where(visible_to(principal))
-    if connection_id is not None:
-        stmt = stmt.where(Connection.id == connection_id)
-    if slug is not None:
-        stmt = stmt.where(Connection.slug == slug)
-    return (await (await session.connection()).execute(stmt)).first()
+    by, key = ("id", connection_id) if connection_id is not None else ("slug", slug)
+    params: dict[str, Any] = {"ws": principal.workspace_id, "key": key}
+    if not principal.is_admin:
+        params["uid"] = principal.user_id
+    connection = await session.connection()
+    return (await connection.execute(_VIEWS[(by, principal.is_admin)], params)).first()
 
 
 async def get_visible(
