@@ -16,7 +16,8 @@ from connhub.workspaces.service import hash_token, resolve_principal
 _SCHEMES = ("bearer", "token", "api-key")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs plain ``def`` dependencies in a worker thread.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -10,9 +10,17 @@ from starlette.responses import Response
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
 
+_UUID_TYPES: tuple[type, ...] = ()
+try:  # asyncpg hands back its own UUID class, which orjson does not know
+    from asyncpg.pgproto.pgproto import UUID as _PgUUID
+
+    _UUID_TYPES = (_PgUUID,)
+except ImportError:  # pragma: no cover - asyncpg is a dependency
+    pass
+
+
 def _fallback(value: Any) -> str:
-    # asyncpg hands back its own UUID class, which orjson does not know.
-    if hasattr(value, "hex") and hasattr(value, "int"):
+    if isinstance(value, _UUID_TYPES):
         return str(value)
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 

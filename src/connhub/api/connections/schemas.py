@@ -91,34 +91,45 @@ class EditSettings(BaseModel):
     secretFields: dict[str, SecretFieldState]
 
 
+# (wire name, attribute) pairs: the one place the camelCase shape is spelled out.
+_FIELDS = (
+    ("id", "id"), ("name", "name"), ("slug", "slug"), ("provider", "provider"),
+    ("config", "config"), ("hasCredentials", "credential_keys"), ("status", "status"),
+    ("visibility", "visibility"), ("isDefault", "is_default"),
+    ("isFromTemplate", "is_from_template"), ("lastVerifiedAt", "last_verified_at"),
+    ("lastUsedAt", "last_used_at"), ("verificationError", "verification_error"),
+    ("verificationErrorCode", "verification_error_code"),
+    ("verificationDetails", "verification_details"), ("createdAt", "created_at"),
+    ("updatedAt", "updated_at"), ("createdBy", "created_by"), ("updatedBy", "updated_by"),
+)
+
+
+def _finish(out: dict[str, Any]) -> dict[str, Any]:
+    out["hasCredentials"] = bool(out["hasCredentials"])
+    out["verificationDetails"] = out["verificationDetails"] or {}
+    return out
+
+
 def to_wire(conn: Connection | Any) -> dict[str, Any]:
-    """Hand-built dict (not a model dump): the list endpoint renders 50 of these per call."""
-    return {
-        "id": conn.id,
-        "name": conn.name,
-        "slug": conn.slug,
-        "provider": conn.provider,
-        "config": conn.config,
-        "hasCredentials": bool(conn.credential_keys),
-        "status": conn.status,
-        "visibility": conn.visibility,
-        "isDefault": conn.is_default,
-        "isFromTemplate": conn.is_from_template,
-        "lastVerifiedAt": conn.last_verified_at,
-        "lastUsedAt": conn.last_used_at,
-        "verificationError": conn.verification_error,
-        "verificationErrorCode": conn.verification_error_code,
-        "verificationDetails": conn.verification_details or {},
-        "createdAt": conn.created_at,
-        "updatedAt": conn.updated_at,
-        "createdBy": conn.created_by,
-        "updatedBy": conn.updated_by,
-    }
+    """One connection (model or row) in the contract's shape."""
+    return _finish({wire: getattr(conn, attr) for wire, attr in _FIELDS})
+
+
+def rows_to_wire(rows: list[Any]) -> list[dict[str, Any]]:
+    """Many rows by position: the list endpoint renders 50 of these per call."""
+    if not rows:
+        return []
+    index = {name: i for i, name in enumerate(rows[0]._fields)}
+    plan = [(wire, index[attr]) for wire, attr in _FIELDS]
+    return [_finish({wire: row[i] for wire, i in plan}) for row in rows]
 
 
 def page_to_wire(page: Page) -> dict[str, Any]:
+    items = page.items
+    connections = (rows_to_wire(items) if items and hasattr(items[0], "_fields")
+                   else [to_wire(c) for c in items])
     return {
-        "connections": [to_wire(c) for c in page.items],
+        "connections": connections,
         "hasNext": page.has_next,
         "limit": page.limit,
         "offset": page.offset,
