@@ -84,6 +84,11 @@ def seed(url: str, workspace_id: uuid.UUID, user_id: uuid.UUID, n: int) -> list[
     with engine.begin() as conn:
         for start in range(0, n, 5000):
             conn.execute(insert(Connection), rows[start:start + 5000])
+    # What autovacuum / a maintained SQLite file would have done: fresh statistics, and (on
+    # PostgreSQL) a visibility map so counts are index-only.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE" if engine.dialect.name == "postgresql"
+                             else "ANALYZE")
     engine.dispose()
     return ids
 
