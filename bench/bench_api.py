@@ -51,7 +51,8 @@ async def make_tenant(settings: Settings, name: str) -> tuple[str, uuid.UUID, uu
     async with make_sessionmaker(engine)() as session:
         ws = await workspaces.create_workspace(session, name=name)
         token, user, ws = await workspaces.create_token(
-            session, workspace_ref=ws.slug, email=f"bench-{name}@example.com", role=Role.admin)
+            session, workspace_ref=ws.slug, email=f"bench-{name}@example.com", role=Role.admin
+        )
         await commit(session)
     await engine.dispose()
     return token, ws.id, user.id
@@ -66,36 +67,59 @@ def seed(url: str, workspace_id: uuid.UUID, user_id: uuid.UUID, n: int) -> list[
     for i in range(n):
         cid = uuid.uuid4()
         ids.append(cid)
-        rows.append({
-            "id": cid, "workspace_id": workspace_id, "name": f"Connection {i:06d}",
-            "slug": f"connection-{i:06d}", "provider": providers[i % 5],
-            "config": {"host": f"db{i}.example.com", "port": 5432, "database": "analytics",
-                       "username": "svc"},
-            "credential_keys": ["password"], "status": "active" if i % 3 else "error",
-            "visibility": "global" if i % 2 else "private", "is_default": False,
-            "is_from_template": False, "created_by": user_id, "updated_by": user_id,
-            "created_at": now - timedelta(seconds=i), "updated_at": now,
-            "last_verified_at": now if i % 2 else None, "verification_details": {
-                "checkedAt": now.isoformat(), "durationMs": 12,
-                "checks": [{"name": "connectivity", "status": "passed", "message": "ok"}],
-                "identity": {}},
-            "face_data": {},
-        })
+        rows.append(
+            {
+                "id": cid,
+                "workspace_id": workspace_id,
+                "name": f"Connection {i:06d}",
+                "slug": f"connection-{i:06d}",
+                "provider": providers[i % 5],
+                "config": {
+                    "host": f"db{i}.example.com",
+                    "port": 5432,
+                    "database": "analytics",
+                    "username": "svc",
+                },
+                "credential_keys": ["password"],
+                "status": "active" if i % 3 else "error",
+                "visibility": "global" if i % 2 else "private",
+                "is_default": False,
+                "is_from_template": False,
+                "created_by": user_id,
+                "updated_by": user_id,
+                "created_at": now - timedelta(seconds=i),
+                "updated_at": now,
+                "last_verified_at": now if i % 2 else None,
+                "verification_details": {
+                    "checkedAt": now.isoformat(),
+                    "durationMs": 12,
+                    "checks": [{"name": "connectivity", "status": "passed", "message": "ok"}],
+                    "identity": {},
+                },
+                "face_data": {},
+            }
+        )
     with engine.begin() as conn:
         for start in range(0, n, 5000):
-            conn.execute(insert(Connection), rows[start:start + 5000])
+            conn.execute(insert(Connection), rows[start : start + 5000])
     # What autovacuum / a maintained SQLite file would have done: fresh statistics, and (on
     # PostgreSQL) a visibility map so counts are index-only.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("VACUUM ANALYZE" if engine.dialect.name == "postgresql"
-                             else "ANALYZE")
+        conn.exec_driver_sql("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE")
     engine.dispose()
     return ids
 
 
 def wrk(url: str, token: str, seconds: int, script: str | None = None) -> tuple[float, float]:
-    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-H",
-           f"Authorization: Bearer {token}"]
+    cmd = [
+        "wrk",
+        "-t2",
+        "-c16",
+        f"-d{seconds}s",
+        "--latency",
+        "-H",
+        f"Authorization: Bearer {token}",
+    ]
     if script:
         cmd += ["-s", script]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
@@ -116,17 +140,20 @@ def cursor_paths(base: str, token: str, limit: int, pages: int) -> list[str]:
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
         while cursor is not None:
             paths.append(f"/api/v1/connections?limit={limit}&cursor={cursor}")
-            cursor = c.get("/api/v1/connections", params={"limit": 100, "cursor": cursor}
-                           ).json()["nextCursor"]
+            cursor = c.get("/api/v1/connections", params={"limit": 100, "cursor": cursor}).json()[
+                "nextCursor"
+            ]
     step = max(1, len(paths) // pages)
     return paths[::step][:pages]
 
 
 def lua_rotating(paths: list[str], path: Path) -> str:
     quoted = ",\n".join(json.dumps(p) for p in paths)
-    path.write_text(f"paths = {{\n{quoted}\n}}\ncounter = 0\nrequest = function()\n"
-                    "  counter = counter + 1\n"
-                    "  return wrk.format(nil, paths[(counter % #paths) + 1])\nend\n")
+    path.write_text(
+        f"paths = {{\n{quoted}\n}}\ncounter = 0\nrequest = function()\n"
+        "  counter = counter + 1\n"
+        "  return wrk.format(nil, paths[(counter % #paths) + 1])\nend\n"
+    )
     return str(path)
 
 
@@ -143,22 +170,26 @@ def main() -> None:
     pg_db = None
     if args.store == "postgres":
         pg_db = f"connhub_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
-                             autocommit=True) as c:
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
             c.execute(f'CREATE DATABASE "{pg_db}"')
         url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_db}"
     else:
         url = f"sqlite+aiosqlite:///{home / 'connhub.db'}"
-    env = {**os.environ, "CONNHUB_HOME": str(home), "CONNHUB_DATABASE_URL": url,
-           "CONNHUB_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "CONNHUB_HOME": str(home),
+        "CONNHUB_DATABASE_URL": url,
+        "CONNHUB_LOG_LEVEL": "WARNING",
+    }
     settings = Settings(home=home, database_url=url)
     migrate.upgrade(url)
     small_token, small_ws, small_user = asyncio.run(make_tenant(settings, "small"))
     ids = seed(url, small_ws, small_user, 1000)
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(HERE / "serve_for_bench.py")],
-                              env={**env, "BENCH_PORT": str(port)})
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "serve_for_bench.py")], env={**env, "BENCH_PORT": str(port)}
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -170,9 +201,11 @@ def main() -> None:
         s = args.seconds
         print(f"store={args.store}  one uvicorn worker (uvloop, httptools), wrk -t2 -c16 -d{s}s")
         results = {}
-        for label, path in [("bare hello", "/bench/hello"),
-                            ("list limit=50", "/api/v1/connections?limit=50"),
-                            ("get by id", f"/api/v1/connections/{ids[500]}")]:
+        for label, path in [
+            ("bare hello", "/bench/hello"),
+            ("list limit=50", "/api/v1/connections?limit=50"),
+            ("get by id", f"/api/v1/connections/{ids[500]}"),
+        ]:
             wrk(base + path, small_token, 2)  # warm-up
             results[label] = wrk(base + path, small_token, s)
             rps, p99 = results[label]
@@ -202,8 +235,9 @@ def main() -> None:
         server.wait(10)
         shutil.rmtree(home, ignore_errors=True)
         if pg_db:
-            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
-                                 autocommit=True) as c:
+            with psycopg.connect(
+                "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
+            ) as c:
                 c.execute(f'DROP DATABASE "{pg_db}" WITH (FORCE)')
 
 

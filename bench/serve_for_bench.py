@@ -20,5 +20,13 @@ async def hello() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(os.environ["BENCH_PORT"]), workers=1,
-                log_config=None, access_log=False, loop="uvloop", http="httptools")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(os.environ["BENCH_PORT"]),
+        workers=1,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )

@@ -43,9 +43,15 @@ def store_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
 @pytest.fixture(scope="session")
 def settings(store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     home = tmp_path_factory.mktemp("home")
-    return Settings(home=home, database_url=store_url, key_file=home / "master.key",
-                    egress_allow=["127.0.0.1"], verify_budget_s=3.0,
-                    rate_limit_enabled=False, auth_cache_s=0)
+    return Settings(
+        home=home,
+        database_url=store_url,
+        key_file=home / "master.key",
+        egress_allow=["127.0.0.1"],
+        verify_budget_s=3.0,
+        rate_limit_enabled=False,
+        auth_cache_s=0,
+    )
 
 
 def settings_with(base: Settings, **changes: object) -> Settings:
@@ -99,18 +105,23 @@ class Caller:
 
 @pytest.fixture
 def make_caller(runtime: Runtime):  # type: ignore[no-untyped-def]
-    async def make(role: Role = Role.admin, *, workspace: str | None = None,
-                   email: str | None = None) -> Caller:
+    async def make(
+        role: Role = Role.admin, *, workspace: str | None = None, email: str | None = None
+    ) -> Caller:
         async with runtime.sessions() as session:
             if workspace is None:
                 ws = await workspaces.create_workspace(session, name=f"ws {uuid.uuid4().hex[:6]}")
                 workspace = ws.slug
             token, user, ws = await workspaces.create_token(
-                session, workspace_ref=workspace, role=role,
-                email=email or f"{role.value}-{uuid.uuid4().hex[:8]}@example.com")
+                session,
+                workspace_ref=workspace,
+                role=role,
+                email=email or f"{role.value}-{uuid.uuid4().hex[:8]}@example.com",
+            )
             await commit(session)
-        return Caller(token=token, user_id=user.id, workspace_id=ws.id, workspace_slug=ws.slug,
-                      role=role)
+        return Caller(
+            token=token, user_id=user.id, workspace_id=ws.id, workspace_slug=ws.slug, role=role
+        )
 
     return make
 

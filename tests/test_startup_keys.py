@@ -13,9 +13,12 @@ from connhub.config import Settings
 from connhub.errors import ConfigurationError
 from connhub.kit import migrate
 
-BODY = {"name": "K", "provider": "postgres",
-        "config": {"host": "h.example.com", "database": "d", "username": "u"},
-        "credentials": {"password": "pw-123456"}}
+BODY = {
+    "name": "K",
+    "provider": "postgres",
+    "config": {"host": "h.example.com", "database": "d", "username": "u"},
+    "credentials": {"password": "pw-123456"},
+}
 
 
 async def _seed_secret(settings: Settings) -> None:
@@ -30,13 +33,15 @@ async def _seed_secret(settings: Settings) -> None:
         rt = app.state.runtime
         async with rt.sessions() as session:
             w = await ws.create_workspace(session, name="keys")
-            token, _, _ = await ws.create_token(session, workspace_ref=w.slug,
-                                                email="k@example.com", role=Role.admin)
+            token, _, _ = await ws.create_token(
+                session, workspace_ref=w.slug, email="k@example.com", role=Role.admin
+            )
             await commit(session)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            resp = await c.post("/api/v1/connections", json=BODY,
-                                headers={"Authorization": f"Bearer {token}"})
+            resp = await c.post(
+                "/api/v1/connections", json=BODY, headers={"Authorization": f"Bearer {token}"}
+            )
             assert resp.status_code == 201
 
 
@@ -69,7 +74,9 @@ async def test_wrong_key_with_secrets_refuses_to_start(own_store: Settings, tmp_
     original = tmp_path / "orig.key"
     shutil.copy(own_store.resolved_key_file, original)
     own_store.resolved_key_file.unlink()
-    fresh = own_store.model_copy(update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"})
+    fresh = own_store.model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"}
+    )
     migrate.upgrade(fresh.resolved_database_url)
     await _seed_secret(fresh)  # makes a different key at the same path
     app = create_app(own_store)

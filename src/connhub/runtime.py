@@ -36,8 +36,9 @@ class Runtime:
         await self.engine.dispose()
 
 
-async def open_key_provider(settings: Settings, sessions: async_sessionmaker[AsyncSession]
-                            ) -> Envelope:
+async def open_key_provider(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> Envelope:
     """Open the key file; make one only while no secret exists. Never replace one silently."""
     async with sessions() as session:
         sample = await secrets.any_sealed(session)
@@ -73,10 +74,16 @@ async def build_runtime(settings: Settings) -> Runtime:
     except BaseException:
         await engine.dispose()
         raise
-    return Runtime(settings=settings, engine=engine, sessions=sessions,
-                   readers=make_sessionmaker(engine, read_only=True), envelope=envelope,
-                   registry=default_registry(), egress=EgressPolicy.from_settings(settings),
-                   principals=TTLCache(settings.auth_cache_s))
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        readers=make_sessionmaker(engine, read_only=True),
+        envelope=envelope,
+        registry=default_registry(),
+        egress=EgressPolicy.from_settings(settings),
+        principals=TTLCache(settings.auth_cache_s),
+    )
 
 
 async def store_ready(runtime: Runtime) -> bool:

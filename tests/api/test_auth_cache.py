@@ -18,8 +18,9 @@ async def test_revoked_token_stops_working_after_ttl(settings: Settings, make_ca
     app = create_app(settings.model_copy(update={"auth_cache_s": 0.3}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t",
-                                     headers=caller.headers) as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers=caller.headers
+        ) as c:
             assert (await c.get("/api/v1/connections")).status_code == 200
             async with app.state.runtime.sessions() as session:
                 await session.execute(update(ApiToken).values(revoked_at=utcnow()))

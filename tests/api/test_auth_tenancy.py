@@ -7,9 +7,12 @@ import pytest
 
 from connhub.workspaces.principal import Role
 
-BODY = {"name": "Files", "provider": "postgres",
-        "config": {"host": "h.example.com", "database": "d", "username": "u"},
-        "credentials": {"password": "pw-123456"}}
+BODY = {
+    "name": "Files",
+    "provider": "postgres",
+    "config": {"host": "h.example.com", "database": "d", "username": "u"},
+    "credentials": {"password": "pw-123456"},
+}
 
 
 async def test_no_token_401(client: httpx.AsyncClient) -> None:
@@ -18,19 +21,24 @@ async def test_no_token_401(client: httpx.AsyncClient) -> None:
     assert resp.json()["code"] == "unauthorized"
 
 
-@pytest.mark.parametrize("header", [
-    {"Authorization": "Bearer chub_not-a-real-token"},
-    {"Authorization": "Basic dXNlcjpwYXNz"},
-    {"X-API-Key": "nope"},
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"Authorization": "Bearer chub_not-a-real-token"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"X-API-Key": "nope"},
+    ],
+)
 async def test_bad_token_401(client, header) -> None:
     assert (await client.get("/api/v1/connections", headers=header)).status_code == 401
 
 
 async def test_token_schemes_accepted(client, admin) -> None:
-    for headers in ({"Authorization": f"Bearer {admin.token}"},
-                    {"Authorization": f"Token {admin.token}"},
-                    {"X-API-Key": admin.token}):
+    for headers in (
+        {"Authorization": f"Bearer {admin.token}"},
+        {"Authorization": f"Token {admin.token}"},
+        {"X-API-Key": admin.token},
+    ):
         assert (await client.get("/api/v1/connections", headers=headers)).status_code == 200
     client.cookies.set("vai_token", admin.token)
     try:
@@ -42,13 +50,24 @@ async def test_token_schemes_accepted(client, admin) -> None:
 async def test_other_workspace_objects_are_404(client, make_caller) -> None:
     alice = await make_caller(Role.admin)
     mallory = await make_caller(Role.admin)
-    resp = await client.post("/api/v1/connections", json={**BODY, "visibility": "global"},
-                             headers=alice.headers)
+    resp = await client.post(
+        "/api/v1/connections", json={**BODY, "visibility": "global"}, headers=alice.headers
+    )
     conn_id = resp.json()["id"]
-    for method, path in [("GET", ""), ("PATCH", ""), ("DELETE", ""), ("POST", "/disable"),
-                         ("GET", "/edit-settings"), ("POST", "/set-default")]:
-        resp = await client.request(method, f"/api/v1/connections/{conn_id}{path}",
-                                    headers=mallory.headers, json={} if method == "PATCH" else None)
+    for method, path in [
+        ("GET", ""),
+        ("PATCH", ""),
+        ("DELETE", ""),
+        ("POST", "/disable"),
+        ("GET", "/edit-settings"),
+        ("POST", "/set-default"),
+    ]:
+        resp = await client.request(
+            method,
+            f"/api/v1/connections/{conn_id}{path}",
+            headers=mallory.headers,
+            json={} if method == "PATCH" else None,
+        )
         assert resp.status_code == 404, (method, path)
     slug = await client.get("/api/v1/connections/slug/files", headers=mallory.headers)
     assert slug.status_code == 404
@@ -60,22 +79,29 @@ async def test_workspace_header_selects_and_foreign_header_is_404(client, make_c
     alice = await make_caller(Role.admin)
     other = await make_caller(Role.admin)
     # alice joins a second workspace: now the header is needed
-    second = await make_caller(Role.viewer, workspace=other.workspace_slug,
-                               email=f"{alice.user_id}@example.com")
+    second = await make_caller(
+        Role.viewer, workspace=other.workspace_slug, email=f"{alice.user_id}@example.com"
+    )
     del second
     both = await make_caller(Role.member, workspace=alice.workspace_slug, email="two@example.com")
     await make_caller(Role.admin, workspace=other.workspace_slug, email="two@example.com")
     resp = await client.get("/api/v1/connections", headers=both.headers)
     assert resp.status_code == 200  # falls back to the token's own workspace
-    resp = await client.post("/api/v1/connections", json=BODY,
-                             headers={**both.headers, "X-Workspace-ID": str(other.workspace_id)})
+    resp = await client.post(
+        "/api/v1/connections",
+        json=BODY,
+        headers={**both.headers, "X-Workspace-ID": str(other.workspace_id)},
+    )
     assert resp.status_code == 201  # admin there
     stranger = await make_caller(Role.admin)
-    resp = await client.get("/api/v1/connections",
-                            headers={**both.headers, "X-Workspace-ID": str(stranger.workspace_id)})
+    resp = await client.get(
+        "/api/v1/connections",
+        headers={**both.headers, "X-Workspace-ID": str(stranger.workspace_id)},
+    )
     assert resp.status_code == 404
-    resp = await client.get("/api/v1/connections",
-                            headers={**both.headers, "X-Workspace-ID": other.workspace_slug})
+    resp = await client.get(
+        "/api/v1/connections", headers={**both.headers, "X-Workspace-ID": other.workspace_slug}
+    )
     assert resp.status_code == 200 and resp.json()["total"] == 1
 
 
@@ -84,22 +110,30 @@ async def test_private_visible_to_creator_and_admins_only(client, make_caller) -
     m1 = await make_caller(Role.member, workspace=admin.workspace_slug)
     m2 = await make_caller(Role.member, workspace=admin.workspace_slug)
     private = (await client.post("/api/v1/connections", json=BODY, headers=m1.headers)).json()
-    public = (await client.post("/api/v1/connections", json={**BODY, "visibility": "global"},
-                                headers=m1.headers)).json()
-    seen_by_m2 = {c["id"] for c in
-                  (await client.get("/api/v1/connections", headers=m2.headers)).json()["connections"]}
+    public = (
+        await client.post(
+            "/api/v1/connections", json={**BODY, "visibility": "global"}, headers=m1.headers
+        )
+    ).json()
+    seen_by_m2 = {
+        c["id"]
+        for c in (await client.get("/api/v1/connections", headers=m2.headers)).json()["connections"]
+    }
     assert seen_by_m2 == {public["id"]}
-    assert (await client.get(f"/api/v1/connections/{private['id']}",
-                             headers=m2.headers)).status_code == 404
+    assert (
+        await client.get(f"/api/v1/connections/{private['id']}", headers=m2.headers)
+    ).status_code == 404
     seen_by_admin = (await client.get("/api/v1/connections", headers=admin.headers)).json()
     assert seen_by_admin["total"] == 2
     # admin manages others' private connections
-    resp = await client.patch(f"/api/v1/connections/{private['id']}", json={"name": "by admin"},
-                              headers=admin.headers)
+    resp = await client.patch(
+        f"/api/v1/connections/{private['id']}", json={"name": "by admin"}, headers=admin.headers
+    )
     assert resp.status_code == 200 and resp.json()["updatedBy"] == str(admin.user_id)
     # members edit global connections
-    resp = await client.patch(f"/api/v1/connections/{public['id']}", json={"name": "by m2"},
-                              headers=m2.headers)
+    resp = await client.patch(
+        f"/api/v1/connections/{public['id']}", json={"name": "by m2"}, headers=m2.headers
+    )
     assert resp.status_code == 200
 
 
@@ -107,8 +141,9 @@ async def test_member_can_create_viewer_reads(client, make_caller) -> None:
     admin = await make_caller(Role.admin)
     member = await make_caller(Role.member, workspace=admin.workspace_slug)
     viewer = await make_caller(Role.viewer, workspace=admin.workspace_slug)
-    resp = await client.post("/api/v1/connections", json={**BODY, "visibility": "global"},
-                             headers=member.headers)
+    resp = await client.post(
+        "/api/v1/connections", json={**BODY, "visibility": "global"}, headers=member.headers
+    )
     assert resp.status_code == 201
     listing = await client.get("/api/v1/connections", headers=viewer.headers)
     assert listing.json()["total"] == 1

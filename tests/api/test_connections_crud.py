@@ -14,8 +14,12 @@ PG_CONFIG = {"host": "db.example.com", "port": 5432, "database": "app", "usernam
 
 
 def pg_body(name: str = "Warehouse DB", **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": name, "provider": "postgres", "config": dict(PG_CONFIG),
-                            "credentials": {"password": "hunter2-pass"}}
+    body: dict[str, Any] = {
+        "name": name,
+        "provider": "postgres",
+        "config": dict(PG_CONFIG),
+        "credentials": {"password": "hunter2-pass"},
+    }
     body.update(extra)
     return body
 
@@ -30,10 +34,26 @@ async def create(client: httpx.AsyncClient, caller: Any, **extra: Any) -> dict[s
 async def test_create_returns_contract_shape(client, admin) -> None:
     data = await create(client, admin)
     assert set(data) == {
-        "id", "name", "slug", "provider", "config", "hasCredentials", "status", "visibility",
-        "isDefault", "isFromTemplate", "lastVerifiedAt", "lastUsedAt", "verificationError",
-        "verificationErrorCode", "verificationDetails", "createdAt", "updatedAt", "createdBy",
-        "updatedBy"}
+        "id",
+        "name",
+        "slug",
+        "provider",
+        "config",
+        "hasCredentials",
+        "status",
+        "visibility",
+        "isDefault",
+        "isFromTemplate",
+        "lastVerifiedAt",
+        "lastUsedAt",
+        "verificationError",
+        "verificationErrorCode",
+        "verificationDetails",
+        "createdAt",
+        "updatedAt",
+        "createdBy",
+        "updatedBy",
+    }
     assert data["status"] == "needs_verification"
     assert data["visibility"] == "private"
     assert data["slug"] == "warehouse-db"
@@ -99,11 +119,13 @@ async def test_unknown_config_key_is_400(client, admin) -> None:
 
 
 async def test_unknown_provider_and_top_level_field_are_422(client, admin) -> None:
-    resp = await client.post("/api/v1/connections", json=pg_body(provider="oracle"),
-                             headers=admin.headers)
+    resp = await client.post(
+        "/api/v1/connections", json=pg_body(provider="oracle"), headers=admin.headers
+    )
     assert resp.status_code == 422
-    resp = await client.post("/api/v1/connections", json=pg_body(extra_field=1),
-                             headers=admin.headers)
+    resp = await client.post(
+        "/api/v1/connections", json=pg_body(extra_field=1), headers=admin.headers
+    )
     assert resp.status_code == 422
     assert resp.json()["detail"][0]["type"] == "extra_forbidden"
 
@@ -119,11 +141,17 @@ async def test_validation_errors_never_echo_input(client, admin) -> None:
 
 
 async def test_malformed_json_is_422_not_500(client, admin) -> None:
-    resp = await client.post("/api/v1/connections", content=b'{"name": ',
-                             headers={**admin.headers, "content-type": "application/json"})
+    resp = await client.post(
+        "/api/v1/connections",
+        content=b'{"name": ',
+        headers={**admin.headers, "content-type": "application/json"},
+    )
     assert resp.status_code == 422
-    resp = await client.post("/api/v1/connections", content=b"\xff\xfe",
-                             headers={**admin.headers, "content-type": "application/json"})
+    resp = await client.post(
+        "/api/v1/connections",
+        content=b"\xff\xfe",
+        headers={**admin.headers, "content-type": "application/json"},
+    )
     assert resp.status_code == 422
 
 
@@ -151,19 +179,27 @@ async def test_unicode_and_sql_looking_names_round_trip(client, admin) -> None:
 
 async def test_patch_merges_config_and_credentials(client, admin, runtime) -> None:
     data = await create(client, admin)
-    resp = await client.patch(f"/api/v1/connections/{data['id']}", headers=admin.headers,
-                              json={"config": {"port": 6543}, "name": "Renamed"})
+    resp = await client.patch(
+        f"/api/v1/connections/{data['id']}",
+        headers=admin.headers,
+        json={"config": {"port": 6543}, "name": "Renamed"},
+    )
     assert resp.status_code == 200, resp.text
     out = resp.json()
     assert out["config"] == {**PG_CONFIG, "port": 6543}
     assert out["name"] == "Renamed"
     assert out["status"] == "needs_verification"
-    resp = await client.patch(f"/api/v1/connections/{data['id']}", headers=admin.headers,
-                              json={"credentials": {"password": "new-pass-123"}})
+    resp = await client.patch(
+        f"/api/v1/connections/{data['id']}",
+        headers=admin.headers,
+        json={"credentials": {"password": "new-pass-123"}},
+    )
     assert resp.status_code == 200
     from connhub.connections import service
+
     async with runtime.sessions() as session:
         from connhub.models import Connection
+
         conn = await session.get(Connection, uuid.UUID(data["id"]))
         creds = await service.load_credentials(session, runtime.envelope, conn)
     assert creds == {"password": "new-pass-123"}
@@ -171,39 +207,49 @@ async def test_patch_merges_config_and_credentials(client, admin, runtime) -> No
 
 async def test_patch_provider_is_immutable(client, admin) -> None:
     data = await create(client, admin)
-    resp = await client.patch(f"/api/v1/connections/{data['id']}", headers=admin.headers,
-                              json={"provider": "mysql"})
+    resp = await client.patch(
+        f"/api/v1/connections/{data['id']}", headers=admin.headers, json={"provider": "mysql"}
+    )
     assert resp.status_code == 400
     assert resp.json()["code"] == "immutable_field"
 
 
 async def test_patch_clearing_required_credential_is_400(client, admin) -> None:
     data = await create(client, admin)
-    resp = await client.patch(f"/api/v1/connections/{data['id']}", headers=admin.headers,
-                              json={"credentials": {"password": None}})
+    resp = await client.patch(
+        f"/api/v1/connections/{data['id']}",
+        headers=admin.headers,
+        json={"credentials": {"password": None}},
+    )
     assert resp.status_code == 400
-    settings = await client.get(f"/api/v1/connections/{data['id']}/edit-settings",
-                                headers=admin.headers)
+    settings = await client.get(
+        f"/api/v1/connections/{data['id']}/edit-settings", headers=admin.headers
+    )
     assert settings.json()["secretFields"]["password"] == {"configured": True}
 
 
 async def test_patch_resets_status_after_error(client, admin, runtime) -> None:
     data = await create(client, admin)
     from connhub.models import Connection
+
     async with runtime.sessions() as session:
         conn = await session.get(Connection, uuid.UUID(data["id"]))
         conn.status, conn.verification_error = "error", "boom"
         await session.commit()
-    resp = await client.patch(f"/api/v1/connections/{data['id']}", headers=admin.headers,
-                              json={"config": {"database": "other"}})
+    resp = await client.patch(
+        f"/api/v1/connections/{data['id']}",
+        headers=admin.headers,
+        json={"config": {"database": "other"}},
+    )
     assert resp.json()["status"] == "needs_verification"
     assert resp.json()["verificationError"] is None
 
 
 async def test_edit_settings_lists_secret_fields_only_as_flags(client, admin) -> None:
     data = await create(client, admin)
-    resp = await client.get(f"/api/v1/connections/{data['id']}/edit-settings",
-                            headers=admin.headers)
+    resp = await client.get(
+        f"/api/v1/connections/{data['id']}/edit-settings", headers=admin.headers
+    )
     assert resp.status_code == 200
     assert resp.json() == {"config": PG_CONFIG, "secretFields": {"password": {"configured": True}}}
     assert "hunter2" not in resp.text
@@ -215,8 +261,9 @@ async def test_delete_then_404(client, admin) -> None:
     assert resp.status_code == 204 and resp.content == b""
     again = await client.get(f"/api/v1/connections/{data['id']}", headers=admin.headers)
     assert again.status_code == 404
-    assert (await client.delete(f"/api/v1/connections/{data['id']}",
-                                headers=admin.headers)).status_code == 404
+    assert (
+        await client.delete(f"/api/v1/connections/{data['id']}", headers=admin.headers)
+    ).status_code == 404
 
 
 async def test_delete_does_not_promote_another_default(client, admin) -> None:
@@ -245,8 +292,9 @@ async def test_disable_reactivate_cycle(client, admin) -> None:
 async def test_set_default_moves_the_flag(client, admin) -> None:
     first = await create(client, admin)
     second = await create(client, admin)
-    resp = await client.post(f"/api/v1/connections/{second['id']}/set-default",
-                             headers=admin.headers)
+    resp = await client.post(
+        f"/api/v1/connections/{second['id']}/set-default", headers=admin.headers
+    )
     assert resp.status_code == 200 and resp.json()["isDefault"] is True
     got = await client.get(f"/api/v1/connections/{first['id']}", headers=admin.headers)
     assert got.json()["isDefault"] is False
@@ -265,10 +313,20 @@ async def test_viewer_cannot_write(client, make_caller, role) -> None:
     data = await create(client, admin, visibility="global")
     resp = await client.post("/api/v1/connections", json=pg_body(), headers=viewer.headers)
     assert resp.status_code == 403
-    for method, path in [("PATCH", ""), ("DELETE", ""), ("POST", "/disable"),
-                         ("POST", "/set-default"), ("POST", "/reactivate")]:
-        resp = await client.request(method, f"/api/v1/connections/{data['id']}{path}",
-                                    headers=viewer.headers, json={} if method == "PATCH" else None)
+    for method, path in [
+        ("PATCH", ""),
+        ("DELETE", ""),
+        ("POST", "/disable"),
+        ("POST", "/set-default"),
+        ("POST", "/reactivate"),
+    ]:
+        resp = await client.request(
+            method,
+            f"/api/v1/connections/{data['id']}{path}",
+            headers=viewer.headers,
+            json={} if method == "PATCH" else None,
+        )
         assert resp.status_code == 403, (method, path)
-    assert (await client.get(f"/api/v1/connections/{data['id']}",
-                             headers=viewer.headers)).status_code == 200
+    assert (
+        await client.get(f"/api/v1/connections/{data['id']}", headers=viewer.headers)
+    ).status_code == 200

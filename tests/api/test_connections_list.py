@@ -11,13 +11,19 @@ async def seed(client: httpx.AsyncClient, caller, names: list[str], provider: st
     made = []
     for name in names:
         if provider == "postgres":
-            body = {"name": name, "provider": "postgres",
-                    "config": {"host": "h.example.com", "database": "d", "username": "u"},
-                    "credentials": {"password": "pw-123456"}}
+            body = {
+                "name": name,
+                "provider": "postgres",
+                "config": {"host": "h.example.com", "database": "d", "username": "u"},
+                "credentials": {"password": "pw-123456"},
+            }
         else:
-            body = {"name": name, "provider": "mysql",
-                    "config": {"host": "h.example.com", "database": "d", "username": "u"},
-                    "credentials": {"password": "pw-123456"}}
+            body = {
+                "name": name,
+                "provider": "mysql",
+                "config": {"host": "h.example.com", "database": "d", "username": "u"},
+                "credentials": {"password": "pw-123456"},
+            }
         resp = await client.post("/api/v1/connections", json=body, headers=caller.headers)
         assert resp.status_code == 201, resp.text
         made.append(resp.json())
@@ -26,20 +32,33 @@ async def seed(client: httpx.AsyncClient, caller, names: list[str], provider: st
 
 async def test_offset_mode_shape_and_paging(client, admin) -> None:
     await seed(client, admin, [f"conn {i:02d}" for i in range(7)])
-    resp = await client.get("/api/v1/connections", params={"limit": 3, "offset": 0},
-                            headers=admin.headers)
+    resp = await client.get(
+        "/api/v1/connections", params={"limit": 3, "offset": 0}, headers=admin.headers
+    )
     data = resp.json()
-    assert set(data) == {"connections", "hasNext", "limit", "offset", "total", "users",
-                         "nextCursor"}
+    assert set(data) == {
+        "connections",
+        "hasNext",
+        "limit",
+        "offset",
+        "total",
+        "users",
+        "nextCursor",
+    }
     assert data["total"] == 7 and data["hasNext"] is True and data["limit"] == 3
     assert [c["name"] for c in data["connections"]] == ["conn 00", "conn 01", "conn 02"]
-    last = await client.get("/api/v1/connections", params={"limit": 3, "offset": 6},
-                            headers=admin.headers)
+    last = await client.get(
+        "/api/v1/connections", params={"limit": 3, "offset": 6}, headers=admin.headers
+    )
     assert last.json()["hasNext"] is False and last.json()["nextCursor"] is None
     assert [c["name"] for c in last.json()["connections"]] == ["conn 06"]
     assert str(admin.user_id) in data["users"]
-    assert set(data["users"][str(admin.user_id)]) == {"id", "firstName", "lastName",
-                                                      "profilePictureUrl"}
+    assert set(data["users"][str(admin.user_id)]) == {
+        "id",
+        "firstName",
+        "lastName",
+        "profilePictureUrl",
+    }
 
 
 async def test_cursor_mode_walks_everything_stably_under_inserts(client, admin) -> None:
@@ -48,8 +67,9 @@ async def test_cursor_mode_walks_everything_stably_under_inserts(client, admin) 
     cursor = ""
     inserted = False
     while True:
-        resp = await client.get("/api/v1/connections", params={"limit": 4, "cursor": cursor},
-                                headers=admin.headers)
+        resp = await client.get(
+            "/api/v1/connections", params={"limit": 4, "cursor": cursor}, headers=admin.headers
+        )
         data = resp.json()
         assert data["total"] is None
         seen += [c["name"] for c in data["connections"]]
@@ -70,59 +90,87 @@ async def test_cursor_desc_and_sort_by_fields(client, admin) -> None:
         names: list[str] = []
         cursor = ""
         while cursor is not None:
-            data = (await client.get("/api/v1/connections", headers=admin.headers, params={
-                "limit": 1, "cursor": cursor, "sort_by": sort_by, "order": "desc"})).json()
+            data = (
+                await client.get(
+                    "/api/v1/connections",
+                    headers=admin.headers,
+                    params={"limit": 1, "cursor": cursor, "sort_by": sort_by, "order": "desc"},
+                )
+            ).json()
             names += [c["name"] for c in data["connections"]]
             cursor = data["nextCursor"]
         assert sorted(names) == ["a", "b", "c", "m"], sort_by
-    desc = (await client.get("/api/v1/connections", params={"order": "desc"},
-                             headers=admin.headers)).json()
+    desc = (
+        await client.get("/api/v1/connections", params={"order": "desc"}, headers=admin.headers)
+    ).json()
     assert [c["name"] for c in desc["connections"]] == ["m", "c", "b", "a"]
-    by_provider = (await client.get("/api/v1/connections", params={"sort_by": "provider"},
-                                    headers=admin.headers)).json()
+    by_provider = (
+        await client.get(
+            "/api/v1/connections", params={"sort_by": "provider"}, headers=admin.headers
+        )
+    ).json()
     assert by_provider["connections"][0]["provider"] == "mysql"
 
 
 async def test_cursor_for_other_sort_is_400(client, admin) -> None:
     await seed(client, admin, ["a", "b"])
-    data = (await client.get("/api/v1/connections", params={"limit": 1, "cursor": ""},
-                             headers=admin.headers)).json()
-    resp = await client.get("/api/v1/connections", headers=admin.headers,
-                            params={"limit": 1, "cursor": data["nextCursor"], "order": "desc"})
+    data = (
+        await client.get(
+            "/api/v1/connections", params={"limit": 1, "cursor": ""}, headers=admin.headers
+        )
+    ).json()
+    resp = await client.get(
+        "/api/v1/connections",
+        headers=admin.headers,
+        params={"limit": 1, "cursor": data["nextCursor"], "order": "desc"},
+    )
     assert resp.status_code == 400 and resp.json()["code"] == "invalid_cursor"
-    resp = await client.get("/api/v1/connections", params={"cursor": "%%%garbage"},
-                            headers=admin.headers)
+    resp = await client.get(
+        "/api/v1/connections", params={"cursor": "%%%garbage"}, headers=admin.headers
+    )
     assert resp.status_code == 400
 
 
 async def test_search_and_filters(client, admin) -> None:
     await seed(client, admin, ["Sales DB", "Marketing DB", "100%_done"])
     await seed(client, admin, ["Sales MySQL"], provider="mysql")
-    q = (await client.get("/api/v1/connections", params={"q": "sALes"},
-                          headers=admin.headers)).json()
+    q = (
+        await client.get("/api/v1/connections", params={"q": "sALes"}, headers=admin.headers)
+    ).json()
     assert {c["name"] for c in q["connections"]} == {"Sales DB", "Sales MySQL"}
-    like = (await client.get("/api/v1/connections", params={"q": "%_"},
-                             headers=admin.headers)).json()
+    like = (
+        await client.get("/api/v1/connections", params={"q": "%_"}, headers=admin.headers)
+    ).json()
     assert [c["name"] for c in like["connections"]] == ["100%_done"]
-    slug = (await client.get("/api/v1/connections", params={"q": "marketing-db"},
-                             headers=admin.headers)).json()
+    slug = (
+        await client.get("/api/v1/connections", params={"q": "marketing-db"}, headers=admin.headers)
+    ).json()
     assert slug["total"] == 1
     prov = (await client.get("/api/v1/connections?provider=mysql", headers=admin.headers)).json()
     assert [c["name"] for c in prov["connections"]] == ["Sales MySQL"]
-    both = (await client.get("/api/v1/connections?provider[]=mysql&provider[]=postgres",
-                             headers=admin.headers)).json()
+    both = (
+        await client.get(
+            "/api/v1/connections?provider[]=mysql&provider[]=postgres", headers=admin.headers
+        )
+    ).json()
     assert both["total"] == 4
-    status = (await client.get("/api/v1/connections?status=active",
-                               headers=admin.headers)).json()
+    status = (await client.get("/api/v1/connections?status=active", headers=admin.headers)).json()
     assert status["total"] == 0
-    status = (await client.get("/api/v1/connections?status=needs_verification",
-                               headers=admin.headers)).json()
+    status = (
+        await client.get("/api/v1/connections?status=needs_verification", headers=admin.headers)
+    ).json()
     assert status["total"] == 4
 
 
 async def test_bad_list_params_are_422(client, admin) -> None:
-    for params in ({"limit": 0}, {"limit": 101}, {"offset": -1}, {"sort_by": "secret"},
-                   {"order": "sideways"}, {"status": "weird"}):
+    for params in (
+        {"limit": 0},
+        {"limit": 101},
+        {"offset": -1},
+        {"sort_by": "secret"},
+        {"order": "sideways"},
+        {"status": "weird"},
+    ):
         resp = await client.get("/api/v1/connections", params=params, headers=admin.headers)
         assert resp.status_code == 422, params
 
@@ -131,9 +179,11 @@ async def test_users_map_covers_updaters(client, make_caller) -> None:
     admin = await make_caller(Role.admin)
     member = await make_caller(Role.member, workspace=admin.workspace_slug)
     made = await seed(client, admin, ["x"])
-    await client.patch(f"/api/v1/connections/{made[0]['id']}", json={"visibility": "global"},
-                       headers=admin.headers)
-    await client.patch(f"/api/v1/connections/{made[0]['id']}", json={"name": "y"},
-                       headers=member.headers)
+    await client.patch(
+        f"/api/v1/connections/{made[0]['id']}", json={"visibility": "global"}, headers=admin.headers
+    )
+    await client.patch(
+        f"/api/v1/connections/{made[0]['id']}", json={"name": "y"}, headers=member.headers
+    )
     data = (await client.get("/api/v1/connections", headers=admin.headers)).json()
     assert set(data["users"]) == {str(admin.user_id), str(member.user_id)}

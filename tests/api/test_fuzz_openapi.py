@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 
 from connhub.app import create_app
 from connhub.config import Settings
@@ -48,8 +47,9 @@ async def _token(settings: Settings) -> str:
     engine = make_engine(settings.resolved_database_url)
     async with make_sessionmaker(engine)() as session:
         ws = await workspaces.create_workspace(session, name="fuzz", slug="fuzz")
-        token, _, _ = await workspaces.create_token(session, workspace_ref=ws.slug,
-                                                    email="fuzz@example.com", role=Role.admin)
+        token, _, _ = await workspaces.create_token(
+            session, workspace_ref=ws.slug, email="fuzz@example.com", role=Role.admin
+        )
         await commit(session)
     await engine.dispose()
     return token
@@ -58,15 +58,23 @@ async def _token(settings: Settings) -> str:
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     home: Path = tmp_path_factory.mktemp("fuzz")
-    settings = Settings(home=home, database_url=f"sqlite+aiosqlite:///{home / 'fuzz.db'}",
-                        verify_budget_s=1.0, rate_limit_enabled=False, auth_cache_s=0,
-                        warehouse_key_bits=2048)
+    settings = Settings(
+        home=home,
+        database_url=f"sqlite+aiosqlite:///{home / 'fuzz.db'}",
+        verify_budget_s=1.0,
+        rate_limit_enabled=False,
+        auth_cache_s=0,
+        warehouse_key_bits=2048,
+    )
     migrate.upgrade(settings.resolved_database_url)
     token = asyncio.run(_token(settings))
     app = create_app(settings)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(500):
@@ -87,26 +95,38 @@ def _operations() -> list[Any]:
 
 
 OPERATIONS = _operations()
-CASES = [(op, mode) for op in OPERATIONS for mode in (GenerationMode.POSITIVE,
-                                                       GenerationMode.NEGATIVE)
-         if mode is GenerationMode.POSITIVE
-         or len(op.path_parameters) + len(op.query) + len(op.body) + len(op.headers)]
+CASES = [
+    (op, mode)
+    for op in OPERATIONS
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if mode is GenerationMode.POSITIVE
+    or len(op.path_parameters) + len(op.query) + len(op.body) + len(op.headers)
+]
 
 
-@pytest.mark.parametrize(("operation", "mode"), CASES,
-                         ids=[f"{op.method.upper()} {op.path} {mode.value}" for op, mode in CASES])
-def test_no_server_errors(operation: Any, mode: GenerationMode,
-                          fuzz_server: tuple[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("operation", "mode"),
+    CASES,
+    ids=[f"{op.method.upper()} {op.path} {mode.value}" for op, mode in CASES],
+)
+def test_no_server_errors(
+    operation: Any, mode: GenerationMode, fuzz_server: tuple[str, str]
+) -> None:
     url, token = fuzz_server
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=25, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     def fuzz(case: Any) -> None:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
         response = case.call(base_url=url, timeout=15)
-        assert response.status_code < 500, (case.method, case.formatted_path,
-                                             response.status_code, response.text[:500])
+        assert response.status_code < 500, (
+            case.method,
+            case.formatted_path,
+            response.status_code,
+            response.text[:500],
+        )
 
     try:
         fuzz()

@@ -18,11 +18,16 @@ async def test_request_id_echoed(client) -> None:
 async def test_openapi_lists_the_contract_paths(client) -> None:
     spec = (await client.get("/openapi.json")).json()
     paths = set(spec["paths"])
-    for path in ["/api/v1/connections/", "/api/v1/connections/{connection_id}",
-                 "/api/v1/connections/slug/{slug}", "/api/v1/connections/{connection_id}/disable",
-                 "/api/v1/connections/{connection_id}/reactivate",
-                 "/api/v1/connections/{connection_id}/set-default",
-                 "/api/v1/connections/{connection_id}/edit-settings", "/api/v1/providers"]:
+    for path in [
+        "/api/v1/connections/",
+        "/api/v1/connections/{connection_id}",
+        "/api/v1/connections/slug/{slug}",
+        "/api/v1/connections/{connection_id}/disable",
+        "/api/v1/connections/{connection_id}/reactivate",
+        "/api/v1/connections/{connection_id}/set-default",
+        "/api/v1/connections/{connection_id}/edit-settings",
+        "/api/v1/providers",
+    ]:
         assert path in paths
 
 

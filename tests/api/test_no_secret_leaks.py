@@ -10,8 +10,9 @@ import httpx
 from connhub.kit import logs
 
 
-async def test_planted_credentials_never_come_back(client: httpx.AsyncClient, admin,
-                                                   planted_secret: str) -> None:
+async def test_planted_credentials_never_come_back(
+    client: httpx.AsyncClient, admin, planted_secret: str
+) -> None:
     stream = io.StringIO()
     previous = logging.getLogger().level
     handler = logs.configure("DEBUG", stream)
@@ -24,26 +25,40 @@ async def test_planted_credentials_never_come_back(client: httpx.AsyncClient, ad
             bodies.extend(f"{k}: {v}" for k, v in resp.headers.items())
             return resp
 
-        body = {"name": "Leak test", "provider": "postgres",
-                "config": {"host": "h.example.com", "database": "d", "username": "u"},
-                "credentials": {"password": planted_secret}}
+        body = {
+            "name": "Leak test",
+            "provider": "postgres",
+            "config": {"host": "h.example.com", "database": "d", "username": "u"},
+            "credentials": {"password": planted_secret},
+        }
         created = (await call("POST", "/api/v1/connections", json=body)).json()
         cid = created["id"]
-        await call("POST", "/api/v1/connections", json={**body, "credentials": {
-            "password": planted_secret, "bogus": planted_secret}})
-        await call("POST", "/api/v1/connections", json={**body, "name": "",
-                                                        "credentials": {"password": 5}})
-        await call("POST", "/api/v1/connections", json={**body, "credentials": {
-            "password": [planted_secret]}})
+        await call(
+            "POST",
+            "/api/v1/connections",
+            json={**body, "credentials": {"password": planted_secret, "bogus": planted_secret}},
+        )
+        await call(
+            "POST", "/api/v1/connections", json={**body, "name": "", "credentials": {"password": 5}}
+        )
+        await call(
+            "POST",
+            "/api/v1/connections",
+            json={**body, "credentials": {"password": [planted_secret]}},
+        )
         await call("GET", "/api/v1/connections")
         await call("GET", "/api/v1/connections", params={"cursor": ""})
         await call("GET", f"/api/v1/connections/{cid}")
         await call("GET", "/api/v1/connections/slug/leak-test")
         await call("GET", f"/api/v1/connections/{cid}/edit-settings")
-        await call("PATCH", f"/api/v1/connections/{cid}",
-                   json={"credentials": {"password": planted_secret + "2"}})
-        await call("PATCH", f"/api/v1/connections/{cid}",
-                   json={"credentials": {"unknown": planted_secret}})
+        await call(
+            "PATCH",
+            f"/api/v1/connections/{cid}",
+            json={"credentials": {"password": planted_secret + "2"}},
+        )
+        await call(
+            "PATCH", f"/api/v1/connections/{cid}", json={"credentials": {"unknown": planted_secret}}
+        )
         await call("PATCH", f"/api/v1/connections/{cid}", json={"bogus": planted_secret})
         await call("POST", f"/api/v1/connections/{cid}/disable")
         await call("POST", f"/api/v1/connections/{cid}/reactivate")

@@ -13,10 +13,18 @@ from connhub.workspaces.principal import Role
 
 
 def pg(database: str = "postgres", **config: object) -> dict[str, object]:
-    return {"name": "local pg", "provider": "postgres",
-            "config": {"host": "127.0.0.1", "port": 5432, "database": database,
-                       "username": "postgres", **config},
-            "credentials": {"password": "unused-under-trust"}}
+    return {
+        "name": "local pg",
+        "provider": "postgres",
+        "config": {
+            "host": "127.0.0.1",
+            "port": 5432,
+            "database": database,
+            "username": "postgres",
+            **config,
+        },
+        "credentials": {"password": "unused-under-trust"},
+    }
 
 
 async def make(client, caller, body):  # type: ignore[no-untyped-def]
@@ -52,29 +60,40 @@ async def test_verify_failure_is_200_with_error_code(client, admin) -> None:
 
 async def test_wrong_password_is_invalid_credentials(client, admin, scram_postgres) -> None:
     body = pg()
-    body["config"] = {"host": "127.0.0.1", "port": scram_postgres.port,
-                      "database": scram_postgres.database, "username": "alice"}
+    body["config"] = {
+        "host": "127.0.0.1",
+        "port": scram_postgres.port,
+        "database": scram_postgres.database,
+        "username": "alice",
+    }
     body["credentials"] = {"password": "definitely-wrong-pw"}
     cid = await make(client, admin, body)
-    data = (await client.post(f"/api/v1/connections/{cid}/verify",
-                              headers=admin.headers)).json()
+    data = (await client.post(f"/api/v1/connections/{cid}/verify", headers=admin.headers)).json()
     assert data["verificationErrorCode"] == "invalid_credentials"
     assert "definitely-wrong-pw" not in str(data)
-    await client.patch(f"/api/v1/connections/{cid}", headers=admin.headers,
-                       json={"credentials": {"password": scram_postgres.users["alice"]}})
-    data = (await client.post(f"/api/v1/connections/{cid}/verify",
-                              headers=admin.headers)).json()
+    await client.patch(
+        f"/api/v1/connections/{cid}",
+        headers=admin.headers,
+        json={"credentials": {"password": scram_postgres.users["alice"]}},
+    )
+    data = (await client.post(f"/api/v1/connections/{cid}/verify", headers=admin.headers)).json()
     assert data["status"] == "active", data
 
 
 async def test_verify_mysql_on_mariadb(client, admin, mariadb_users) -> None:
-    body = {"name": "maria", "provider": "mysql",
-            "config": {"host": "127.0.0.1", "port": 3306, "database": mariadb_users.database,
-                       "username": mariadb_users.reader},
-            "credentials": {"password": mariadb_users.users[mariadb_users.reader]}}
+    body = {
+        "name": "maria",
+        "provider": "mysql",
+        "config": {
+            "host": "127.0.0.1",
+            "port": 3306,
+            "database": mariadb_users.database,
+            "username": mariadb_users.reader,
+        },
+        "credentials": {"password": mariadb_users.users[mariadb_users.reader]},
+    }
     cid = await make(client, admin, body)
-    data = (await client.post(f"/api/v1/connections/{cid}/verify",
-                              headers=admin.headers)).json()
+    data = (await client.post(f"/api/v1/connections/{cid}/verify", headers=admin.headers)).json()
     assert data["status"] == "active", data["verificationDetails"]
 
 
@@ -90,10 +109,12 @@ async def test_verify_needs_member_and_tenancy(client, make_caller) -> None:
     viewer = await make_caller(Role.viewer, workspace=admin.workspace_slug)
     stranger = await make_caller(Role.admin)
     cid = await make(client, admin, {**pg(), "visibility": "global"})
-    assert (await client.post(f"/api/v1/connections/{cid}/verify",
-                              headers=viewer.headers)).status_code == 403
-    assert (await client.post(f"/api/v1/connections/{cid}/verify",
-                              headers=stranger.headers)).status_code == 404
+    assert (
+        await client.post(f"/api/v1/connections/{cid}/verify", headers=viewer.headers)
+    ).status_code == 403
+    assert (
+        await client.post(f"/api/v1/connections/{cid}/verify", headers=stranger.headers)
+    ).status_code == 404
 
 
 @pytest.fixture
@@ -126,8 +147,7 @@ def blackhole() -> Iterator[int]:
 async def test_blackhole_times_out_within_budget(client, admin, blackhole, settings) -> None:
     cid = await make(client, admin, pg(port=blackhole))
     started = time.perf_counter()
-    data = (await client.post(f"/api/v1/connections/{cid}/verify",
-                              headers=admin.headers)).json()
+    data = (await client.post(f"/api/v1/connections/{cid}/verify", headers=admin.headers)).json()
     elapsed = time.perf_counter() - started
     assert data["verificationErrorCode"] == "timeout"
     assert elapsed < settings.verify_budget_s + 1.5
@@ -137,7 +157,6 @@ async def test_egress_policy_blocks_metadata_address(client, admin) -> None:
     body = pg()
     body["config"]["host"] = "169.254.169.254"
     cid = await make(client, admin, body)
-    data = (await client.post(f"/api/v1/connections/{cid}/verify",
-                              headers=admin.headers)).json()
+    data = (await client.post(f"/api/v1/connections/{cid}/verify", headers=admin.headers)).json()
     assert data["verificationErrorCode"] == "network_unreachable"
     assert "egress" in data["verificationError"].lower()

@@ -17,8 +17,9 @@ CLI = [sys.executable, "-m", "connhub.cli"]
 
 
 def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -34,17 +35,48 @@ def env(tmp_path: Path, store_url: str) -> dict[str, str]:
 def test_workspace_and_token_commands(env: dict[str, str]) -> None:
     ws = json.loads(run(env, "workspaces", "create", "Acme Data", "--slug", "acme").stdout)
     assert ws["slug"] == "acme" and ws["name"] == "Acme Data" and ws["id"]
-    tok = json.loads(run(env, "tokens", "create", "--workspace", "acme", "--email",
-                         "Ops@Example.com", "--role", "admin").stdout)
+    tok = json.loads(
+        run(
+            env,
+            "tokens",
+            "create",
+            "--workspace",
+            "acme",
+            "--email",
+            "Ops@Example.com",
+            "--role",
+            "admin",
+        ).stdout
+    )
     assert {"token", "user_id", "workspace_id", "role"} <= set(tok)
     assert tok["workspace_id"] == ws["id"] and tok["role"] == "admin"
     dup = run(env, "workspaces", "create", "Other", "--slug", "acme", check=False)
     assert dup.returncode != 0 and "taken" in dup.stderr
-    bad_role = run(env, "tokens", "create", "--workspace", "acme", "--email", "a@b.c", "--role",
-                   "root", check=False)
+    bad_role = run(
+        env,
+        "tokens",
+        "create",
+        "--workspace",
+        "acme",
+        "--email",
+        "a@b.c",
+        "--role",
+        "root",
+        check=False,
+    )
     assert bad_role.returncode != 0
-    missing = run(env, "tokens", "create", "--workspace", "nope", "--email", "a@b.c", "--role",
-                  "admin", check=False)
+    missing = run(
+        env,
+        "tokens",
+        "create",
+        "--workspace",
+        "nope",
+        "--email",
+        "a@b.c",
+        "--role",
+        "admin",
+        check=False,
+    )
     assert missing.returncode != 0 and "not found" in missing.stderr
     db = Path(env["CONNHUB_HOME"]) / "connhub.db"
     assert tok["token"].encode() not in db.read_bytes()  # stored only as a hash
@@ -52,11 +84,27 @@ def test_workspace_and_token_commands(env: dict[str, str]) -> None:
 
 def test_serve_embedded_end_to_end(env: dict[str, str]) -> None:
     json.loads(run(env, "workspaces", "create", "Live", "--slug", "live").stdout)
-    tok = json.loads(run(env, "tokens", "create", "--workspace", "live", "--email",
-                         "a@example.com", "--role", "member").stdout)["token"]
+    tok = json.loads(
+        run(
+            env,
+            "tokens",
+            "create",
+            "--workspace",
+            "live",
+            "--email",
+            "a@example.com",
+            "--role",
+            "member",
+        ).stdout
+    )["token"]
     port = free_port()
-    proc = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(200):
@@ -65,12 +113,19 @@ def test_serve_embedded_end_to_end(env: dict[str, str]) -> None:
                     break
             except httpx.TransportError:
                 import time
+
                 time.sleep(0.05)
         headers = {"Authorization": f"Bearer {tok}"}
-        created = httpx.post(f"{url}/api/v1/connections", headers=headers, json={
-            "name": "pg", "provider": "postgres", "config": {
-                "host": "h.example.com", "database": "d", "username": "u"},
-            "credentials": {"password": "served-secret-999"}})
+        created = httpx.post(
+            f"{url}/api/v1/connections",
+            headers=headers,
+            json={
+                "name": "pg",
+                "provider": "postgres",
+                "config": {"host": "h.example.com", "database": "d", "username": "u"},
+                "credentials": {"password": "served-secret-999"},
+            },
+        )
         assert created.status_code == 201
         assert httpx.get(f"{url}/openapi.json").json()["info"]["title"] == "connhub"
         assert httpx.get(f"{url}/docs").status_code == 200

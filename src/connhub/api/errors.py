@@ -47,8 +47,7 @@ class DetailRenderer:
         return exc.status_code, {"detail": exc.message, "code": exc.code}
 
     def validation(self, errors: Sequence[FieldError]) -> tuple[int, Any]:
-        return 422, {"detail": [{"loc": list(e.loc), "msg": e.msg, "type": e.type}
-                                for e in errors]}
+        return 422, {"detail": [{"loc": list(e.loc), "msg": e.msg, "type": e.type} for e in errors]}
 
 
 _renderers: list[tuple[str, Renderer]] = []
@@ -71,21 +70,33 @@ def clean_errors(raw: Sequence[Any]) -> list[FieldError]:
     out = []
     for err in raw:
         msg = str(err.get("msg", "Invalid value"))
-        out.append(FieldError(loc=tuple(err.get("loc", ())), msg=msg,
-                              type=str(err.get("type", "value_error"))))
+        out.append(
+            FieldError(
+                loc=tuple(err.get("loc", ())), msg=msg, type=str(err.get("type", "value_error"))
+            )
+        )
     return out
 
 
 def _headers(exc: ConnhubError) -> dict[str, str]:
     if isinstance(exc, RateLimited):
         retry = str(max(1, int(exc.retry_after + 0.999)))
-        return {"Retry-After": retry, "X-RateLimit-Limit": str(exc.limit),
-                "X-RateLimit-Remaining": str(exc.remaining), "X-RateLimit-Reset": retry}
+        return {
+            "Retry-After": retry,
+            "X-RateLimit-Limit": str(exc.limit),
+            "X-RateLimit-Remaining": str(exc.remaining),
+            "X-RateLimit-Reset": retry,
+        }
     return {}
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
-               400: "bad_request", 413: "payload_too_large"}
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    401: "unauthorized",
+    400: "bad_request",
+    413: "payload_too_large",
+}
 
 
 def install(app: FastAPI) -> None:

@@ -21,8 +21,10 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", tags=["service"])
 async def readyz(runtime: RuntimeDep) -> Response:
     ready = await store_ready(runtime)
-    return JSONResponse({"status": "ready" if ready else "unavailable", "store": ready},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "store": ready},
+        status_code=200 if ready else 503,
+    )
 
 
 @router.get("/api/v1/providers", tags=["providers"])

@@ -99,8 +99,14 @@ def serve(
         err=True,
     )
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                    log_config=None, access_log=False, server_header=False)
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
     except ConnhubError as exc:
         _fail(exc.message)
 
@@ -125,8 +131,16 @@ def tokens_create(
     token, user, ws = _run(
         lambda s: workspaces.create_token(s, workspace_ref=workspace, email=email, role=role)
     )
-    _emit({"token": token, "user_id": str(user.id), "workspace_id": str(ws.id),
-           "workspace_slug": ws.slug, "email": user.email, "role": role.value})
+    _emit(
+        {
+            "token": token,
+            "user_id": str(user.id),
+            "workspace_id": str(ws.id),
+            "workspace_slug": ws.slug,
+            "email": user.email,
+            "role": role.value,
+        }
+    )
 
 
 @keys_app.command("rotate")

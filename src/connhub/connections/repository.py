@@ -40,8 +40,9 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
     scope = Connection.workspace_id == principal.workspace_id
     if principal.is_admin:
         return scope
-    return and_(scope, or_(Connection.visibility == "global",
-                           Connection.created_by == principal.user_id))
+    return and_(
+        scope, or_(Connection.visibility == "global", Connection.created_by == principal.user_id)
+    )
 
 
 def sort_column(sort_by: SortBy) -> ColumnElement[Any]:
@@ -68,8 +69,10 @@ def filtered(principal: Principal, query: ListQuery, *columns: Any) -> Select[An
     if query.q:
         pattern = f"%{_escape_like(query.q.lower())}%"
         stmt = stmt.where(
-            or_(func.lower(Connection.name).like(pattern, escape="\\"),
-                Connection.slug.like(pattern, escape="\\"))
+            or_(
+                func.lower(Connection.name).like(pattern, escape="\\"),
+                Connection.slug.like(pattern, escape="\\"),
+            )
         )
     if query.providers:
         stmt = stmt.where(Connection.provider.in_(query.providers))
@@ -101,12 +104,20 @@ def _page_statement(shape: _PageShape) -> Select[Any]:
     ws = bindparam("ws", type_=_conn.c.workspace_id.type)
     where: list[ColumnElement[bool]] = [_conn.c.workspace_id == ws]
     if not shape.admin:
-        where.append(or_(_conn.c.visibility == "global",
-                         _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type)))
+        where.append(
+            or_(
+                _conn.c.visibility == "global",
+                _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type),
+            )
+        )
     if shape.q:
         pattern = bindparam("q", type_=String())
-        where.append(or_(func.lower(_conn.c.name).like(pattern, escape="\\"),
-                         _conn.c.slug.like(pattern, escape="\\")))
+        where.append(
+            or_(
+                func.lower(_conn.c.name).like(pattern, escape="\\"),
+                _conn.c.slug.like(pattern, escape="\\"),
+            )
+        )
     if shape.providers:
         where.append(_conn.c.provider.in_(bindparam("providers", expanding=True)))
     if shape.statuses:
@@ -118,17 +129,28 @@ def _page_statement(shape: _PageShape) -> Select[Any]:
     if shape.total:
         # An uncorrelated scalar subquery: evaluated once, an index count, unlike
         # count(*) OVER () which would materialise every joined row before the LIMIT.
-        columns.append(select(func.count()).select_from(_conn).where(*where)
-                       .scalar_subquery().label("total_count"))
-    stmt = select(*columns).select_from(
-        _conn.outerjoin(_creator, _creator.c.id == _conn.c.created_by)
-        .outerjoin(_updater, _updater.c.id == _conn.c.updated_by)
-    ).where(*where)
+        columns.append(
+            select(func.count())
+            .select_from(_conn)
+            .where(*where)
+            .scalar_subquery()
+            .label("total_count")
+        )
+    stmt = (
+        select(*columns)
+        .select_from(
+            _conn.outerjoin(_creator, _creator.c.id == _conn.c.created_by).outerjoin(
+                _updater, _updater.c.id == _conn.c.updated_by
+            )
+        )
+        .where(*where)
+    )
     desc = shape.order is Order.desc
     if shape.after:
         key = tuple_(col, _conn.c.id)
-        bound = tuple_(bindparam("after_value", type_=col.type),
-                       bindparam("after_id", type_=_conn.c.id.type))
+        bound = tuple_(
+            bindparam("after_value", type_=col.type), bindparam("after_id", type_=_conn.c.id.type)
+        )
         stmt = stmt.where(key < bound if desc else key > bound)
     order = (col.desc(), _conn.c.id.desc()) if desc else (col.asc(), _conn.c.id.asc())
     stmt = stmt.order_by(*order).limit(bindparam("limit"))
@@ -138,8 +160,12 @@ def _page_statement(shape: _PageShape) -> Select[Any]:
 
 
 async def page(
-    session: AsyncSession, principal: Principal, query: ListQuery,
-    after: tuple[Any, uuid.UUID] | None, *, with_total: bool,
+    session: AsyncSession,
+    principal: Principal,
+    query: ListQuery,
+    after: tuple[Any, uuid.UUID] | None,
+    *,
+    with_total: bool,
 ) -> Sequence[Row[Any]]:
     """One page plus one extra row, as plain rows (no ORM identity map on the hot path).
 
@@ -147,9 +173,17 @@ async def page(
     offset mode, the filtered total: the whole page is one round trip.
     """
     use_offset = after is None and query.cursor is None and query.offset > 0
-    shape = _PageShape(admin=principal.is_admin, q=bool(query.q), providers=bool(query.providers),
-                       statuses=bool(query.statuses), sort_by=query.sort_by, order=query.order,
-                       after=after is not None, total=with_total, offset=use_offset)
+    shape = _PageShape(
+        admin=principal.is_admin,
+        q=bool(query.q),
+        providers=bool(query.providers),
+        statuses=bool(query.statuses),
+        sort_by=query.sort_by,
+        order=query.order,
+        after=after is not None,
+        total=with_total,
+        offset=use_offset,
+    )
     params: dict[str, Any] = {"ws": principal.workspace_id, "limit": query.limit + 1}
     if not principal.is_admin:
         params["uid"] = principal.user_id
@@ -165,7 +199,8 @@ async def page(
         params["offset"] = query.offset
     # A Core execution on the session's connection: no ORM loading machinery for plain rows.
     connection = await session.connection()
-    return (await connection.execute(_page_statement(shape), params)).all()
+    result = await connection.execute(_page_statement(shape), params)
+    return list(result.all())
 
 
 async def count(session: AsyncSession, principal: Principal, query: ListQuery) -> int:
@@ -185,28 +220,45 @@ def _view_statement(by: str, admin: bool) -> Select[Any]:
         _conn.c[by] == bindparam("key", type_=_conn.c[by].type),
     )
     if not admin:
-        stmt = stmt.where(or_(_conn.c.visibility == "global",
-                              _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type)))
+        stmt = stmt.where(
+            or_(
+                _conn.c.visibility == "global",
+                _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type),
+            )
+        )
     return stmt
 
 
-_VIEWS = {(by, admin): _view_statement(by, admin) for by in ("id", "slug") for admin in (True, False)}
+_VIEWS = {
+    (by, admin): _view_statement(by, admin) for by in ("id", "slug") for admin in (True, False)
+}
 
 
-async def view(session: AsyncSession, principal: Principal, *, connection_id: uuid.UUID | None = None,
-               slug: str | None = None) -> Row[Any] | None:
+async def view(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    connection_id: uuid.UUID | None = None,
+    slug: str | None = None,
+) -> Row[Any] | None:
     """A read-only row of one visible connection (no ORM object: cheaper for reads)."""
     by, key = ("id", connection_id) if connection_id is not None else ("slug", slug)
     params: dict[str, Any] = {"ws": principal.workspace_id, "key": key}
     if not principal.is_admin:
         params["uid"] = principal.user_id
     connection = await session.connection()
-    return (await connection.execute(_VIEWS[(by, principal.is_admin)], params)).first()
+    result = await connection.execute(_VIEWS[(by, principal.is_admin)], params)
+    row: Row[Any] | None = result.first()
+    return row
 
 
 async def get_visible(
-    session: AsyncSession, principal: Principal, *, connection_id: uuid.UUID | None = None,
-    slug: str | None = None, for_update: bool = False,
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    connection_id: uuid.UUID | None = None,
+    slug: str | None = None,
+    for_update: bool = False,
 ) -> Connection | None:
     stmt = select(Connection).where(visible_to(principal))
     if connection_id is not None:
@@ -221,8 +273,7 @@ async def get_visible(
 async def slugs_like(session: AsyncSession, workspace_id: uuid.UUID, base: str) -> set[str]:
     stmt = select(Connection.slug).where(
         Connection.workspace_id == workspace_id,
-        or_(Connection.slug == base,
-            Connection.slug.like(f"{_escape_like(base)}-%", escape="\\")),
+        or_(Connection.slug == base, Connection.slug.like(f"{_escape_like(base)}-%", escape="\\")),
     )
     return set((await session.execute(stmt)).scalars().all())
 
@@ -234,16 +285,22 @@ async def slug_exists(session: AsyncSession, workspace_id: uuid.UUID, slug: str)
     return (await session.execute(stmt)).first() is not None
 
 
-async def lock_provider_defaults(session: AsyncSession, workspace_id: uuid.UUID,
-                                 provider: str) -> None:
+async def lock_provider_defaults(
+    session: AsyncSession, workspace_id: uuid.UUID, provider: str
+) -> None:
     """Serialise default changes for one (workspace, provider).
 
     A transaction-scoped advisory lock on PostgreSQL (row locks taken in scan order would
     deadlock against each other); SQLite already runs one writer at a time.
     """
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(
-            func.hashtextextended(f"connhub-default:{workspace_id}:{provider}", 0))))
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            select(
+                func.pg_advisory_xact_lock(
+                    func.hashtextextended(f"connhub-default:{workspace_id}:{provider}", 0)
+                )
+            )
+        )
 
 
 async def claim_default_if_none(session: AsyncSession, conn: Connection) -> bool:
@@ -282,8 +339,10 @@ async def clear_defaults(
 
 
 async def dependents(session: AsyncSession, connection_id: uuid.UUID) -> Sequence[Dependent]:
-    stmt = select(Dependent).where(Dependent.connection_id == connection_id).order_by(
-        Dependent.kind, Dependent.ref
+    stmt = (
+        select(Dependent)
+        .where(Dependent.connection_id == connection_id)
+        .order_by(Dependent.kind, Dependent.ref)
     )
     return (await session.execute(stmt)).scalars().all()
 

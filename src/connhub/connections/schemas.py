@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from connhub.models import Connection
-
 
 class Status(StrEnum):
     needs_verification = "needs_verification"

@@ -63,15 +63,29 @@ async def list_connections(session: AsyncSession, principal: Principal, query: L
         for prefix, uid in (("creator_", row.created_by), ("updater_", row.updated_by)):
             if uid is not None and uid not in users:
                 users[uid] = UserProfile(
-                    id=uid, first_name=getattr(row, prefix + "first_name"),
+                    id=uid,
+                    first_name=getattr(row, prefix + "first_name"),
                     last_name=getattr(row, prefix + "last_name"),
-                    profile_picture_url=getattr(row, prefix + "profile_picture_url"))
-    return Page(items=items, limit=query.limit, offset=0 if cursor_mode else query.offset,
-                total=total, has_next=has_next, next_cursor=next_cursor, users=users)
+                    profile_picture_url=getattr(row, prefix + "profile_picture_url"),
+                )
+    return Page(
+        items=items,
+        limit=query.limit,
+        offset=0 if cursor_mode else query.offset,
+        total=total,
+        has_next=has_next,
+        next_cursor=next_cursor,
+        users=users,
+    )
 
 
-async def view(session: AsyncSession, principal: Principal, *, connection_id: uuid.UUID | None = None,
-               slug: str | None = None) -> Any:
+async def view(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    connection_id: uuid.UUID | None = None,
+    slug: str | None = None,
+) -> Any:
     """A read-only view of one connection (attribute access like the model)."""
     row = await repo.view(session, principal, connection_id=connection_id, slug=slug)
     if row is None:
@@ -79,17 +93,24 @@ async def view(session: AsyncSession, principal: Principal, *, connection_id: uu
     return row
 
 
-async def get(session: AsyncSession, principal: Principal, connection_id: uuid.UUID,
-              *, for_update: bool = False) -> Connection:
-    conn = await repo.get_visible(session, principal, connection_id=connection_id,
-                                  for_update=for_update)
+async def get(
+    session: AsyncSession,
+    principal: Principal,
+    connection_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+) -> Connection:
+    conn = await repo.get_visible(
+        session, principal, connection_id=connection_id, for_update=for_update
+    )
     if conn is None:
         raise NotFound("Connection not found")
     return conn
 
 
-async def _free_slug(session: AsyncSession, workspace_id: uuid.UUID, name: str,
-                     tried: set[str]) -> str:
+async def _free_slug(
+    session: AsyncSession, workspace_id: uuid.UUID, name: str, tried: set[str]
+) -> str:
     """The name's slug, or ``-2``, ``-3``... past those taken or already lost to a race."""
     base = slugify(name, max_length=200)
     taken = await repo.slugs_like(session, workspace_id, base) | tried
@@ -102,10 +123,19 @@ async def _free_slug(session: AsyncSession, workspace_id: uuid.UUID, name: str,
 
 
 async def create(
-    session: AsyncSession, principal: Principal, *, registry: ProviderRegistry,
-    envelope: Envelope, name: str, provider: str, credentials: Mapping[str, Any],
-    config: Mapping[str, Any] | None = None, visibility: Visibility = Visibility.private,
-    slug: str | None = None, template_id: str | None = None, face: str | None = None,
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    registry: ProviderRegistry,
+    envelope: Envelope,
+    name: str,
+    provider: str,
+    credentials: Mapping[str, Any],
+    config: Mapping[str, Any] | None = None,
+    visibility: Visibility = Visibility.private,
+    slug: str | None = None,
+    template_id: str | None = None,
+    face: str | None = None,
     face_data: Mapping[str, Any] | None = None,
 ) -> Connection:
     require(principal, Role.member)
@@ -114,8 +144,11 @@ async def create(
     clean_credentials = spec.validate_credentials(credentials)
     if slug is not None:
         if not _SLUG_RE.fullmatch(slug):
-            raise BadRequest("Slug must be lower-case letters, digits and dashes",
-                             code="invalid_slug", field="slug")
+            raise BadRequest(
+                "Slug must be lower-case letters, digits and dashes",
+                code="invalid_slug",
+                field="slug",
+            )
         if await repo.slug_exists(session, principal.workspace_id, slug):
             raise Conflict(f"Slug '{slug}' is already used in this workspace", field="slug")
     now = utcnow()
@@ -123,13 +156,25 @@ async def create(
     attempts = 1 if slug is not None else 25
     for attempt in range(attempts):
         conn = Connection(
-            id=uuid.uuid4(), workspace_id=principal.workspace_id, name=name,
+            id=uuid.uuid4(),
+            workspace_id=principal.workspace_id,
+            name=name,
             slug=slug or await _free_slug(session, principal.workspace_id, name, tried),
-            provider=spec.name, config=clean_config, credential_keys=sorted(clean_credentials),
-            status=Status.needs_verification.value, visibility=visibility.value,
-            is_default=False, is_from_template=template_id is not None, template_id=template_id,
-            created_by=principal.user_id, updated_by=principal.user_id, created_at=now,
-            updated_at=now, verification_details={}, face=face, face_data=dict(face_data or {}),
+            provider=spec.name,
+            config=clean_config,
+            credential_keys=sorted(clean_credentials),
+            status=Status.needs_verification.value,
+            visibility=visibility.value,
+            is_default=False,
+            is_from_template=template_id is not None,
+            template_id=template_id,
+            created_by=principal.user_id,
+            updated_by=principal.user_id,
+            created_at=now,
+            updated_at=now,
+            verification_details={},
+            face=face,
+            face_data=dict(face_data or {}),
         )
         try:
             async with session.begin_nested():
@@ -137,13 +182,19 @@ async def create(
                 await session.flush()
         except IntegrityError as exc:
             if attempt == attempts - 1 or "slug" not in str(exc.orig):
-                raise Conflict("A connection with this slug (or singleton) already exists",
-                               field="slug") from exc
+                raise Conflict(
+                    "A connection with this slug (or singleton) already exists", field="slug"
+                ) from exc
             tried.add(conn.slug)  # an auto slug lost a race: pick the next free one
             continue
         break
-    await secrets.store(session, envelope, workspace_id=principal.workspace_id,
-                        connection_id=conn.id, credentials=clean_credentials)
+    await secrets.store(
+        session,
+        envelope,
+        workspace_id=principal.workspace_id,
+        connection_id=conn.id,
+        credentials=clean_credentials,
+    )
     await repo.claim_default_if_none(session, conn)
     return conn
 
@@ -161,8 +212,13 @@ def _needs_verification(conn: Connection) -> None:
 
 
 async def update(
-    session: AsyncSession, principal: Principal, connection_id: uuid.UUID, patch: ConnectionPatch,
-    *, registry: ProviderRegistry, envelope: Envelope,
+    session: AsyncSession,
+    principal: Principal,
+    connection_id: uuid.UUID,
+    patch: ConnectionPatch,
+    *,
+    registry: ProviderRegistry,
+    envelope: Envelope,
 ) -> Connection:
     require(principal, Role.member)
     conn = await get(session, principal, connection_id, for_update=True)
@@ -184,16 +240,22 @@ async def update(
         _needs_verification(conn)
     if patch.credentials is not None:
         spec.validate_credentials(patch.credentials, partial=True)
-        stored = await secrets.load(session, envelope, workspace_id=conn.workspace_id,
-                                    connection_id=conn.id)
+        stored = await secrets.load(
+            session, envelope, workspace_id=conn.workspace_id, connection_id=conn.id
+        )
         for key, value in patch.credentials.items():
             if value is None or value == "":
                 stored.pop(key, None)
             else:
                 stored[key] = value
         spec.check_complete_credentials(stored)
-        await secrets.store(session, envelope, workspace_id=conn.workspace_id,
-                            connection_id=conn.id, credentials=stored)
+        await secrets.store(
+            session,
+            envelope,
+            workspace_id=conn.workspace_id,
+            connection_id=conn.id,
+            credentials=stored,
+        )
         conn.credential_keys = sorted(stored)
         _needs_verification(conn)
     _touch(conn, principal)
@@ -207,18 +269,23 @@ async def delete(session: AsyncSession, principal: Principal, connection_id: uui
     deps = await repo.dependents(session, conn.id)
     if deps:
         kinds = ", ".join(sorted({d.kind for d in deps}))
-        raise Conflict(f"Connection has {len(deps)} dependent(s) ({kinds}); remove them first",
-                       code="has_dependents")
+        raise Conflict(
+            f"Connection has {len(deps)} dependent(s) ({kinds}); remove them first",
+            code="has_dependents",
+        )
     try:
         async with session.begin_nested():
             await repo.delete_connection(session, conn.id)
     except IntegrityError as exc:  # a dependent arrived between the check and the delete
-        raise Conflict("Connection has dependents; remove them first",
-                       code="has_dependents") from exc
+        raise Conflict(
+            "Connection has dependents; remove them first", code="has_dependents"
+        ) from exc
     session.expunge(conn)
 
 
-async def disable(session: AsyncSession, principal: Principal, connection_id: uuid.UUID) -> Connection:
+async def disable(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+) -> Connection:
     require(principal, Role.member)
     conn = await get(session, principal, connection_id, for_update=True)
     if conn.status != Status.disabled.value:
@@ -227,8 +294,9 @@ async def disable(session: AsyncSession, principal: Principal, connection_id: uu
     return conn
 
 
-async def reactivate(session: AsyncSession, principal: Principal,
-                     connection_id: uuid.UUID) -> Connection:
+async def reactivate(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+) -> Connection:
     require(principal, Role.member)
     conn = await get(session, principal, connection_id, for_update=True)
     if conn.status != Status.disabled.value:
@@ -238,8 +306,9 @@ async def reactivate(session: AsyncSession, principal: Principal,
     return conn
 
 
-async def set_default(session: AsyncSession, principal: Principal,
-                      connection_id: uuid.UUID) -> Connection:
+async def set_default(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+) -> Connection:
     require(principal, Role.member)
     conn = await get(session, principal, connection_id)
     if conn.status == Status.disabled.value:
@@ -253,7 +322,9 @@ async def set_default(session: AsyncSession, principal: Principal,
     return conn
 
 
-async def load_credentials(session: AsyncSession, envelope: Envelope,
-                           conn: Connection) -> dict[str, str]:
-    return await secrets.load(session, envelope, workspace_id=conn.workspace_id,
-                              connection_id=conn.id)
+async def load_credentials(
+    session: AsyncSession, envelope: Envelope, conn: Connection
+) -> dict[str, str]:
+    return await secrets.load(
+        session, envelope, workspace_id=conn.workspace_id, connection_id=conn.id
+    )

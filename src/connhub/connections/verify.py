@@ -32,8 +32,9 @@ class Prepared:
     credentials: dict[str, str]
 
 
-async def prepare(runtime: Runtime, principal: Principal, connection_id: uuid.UUID,
-                  *, role: Role = Role.member) -> Prepared:
+async def prepare(
+    runtime: Runtime, principal: Principal, connection_id: uuid.UUID, *, role: Role = Role.member
+) -> Prepared:
     """Load what a verification needs; a disabled connection cannot be used (400)."""
     async with runtime.sessions() as session:
         service.require(principal, role)
@@ -52,9 +53,14 @@ def apply_outcome(conn: Connection, outcome: VerificationOutcome) -> None:
     conn.verification_details = outcome.details()
 
 
-async def record(runtime: Runtime, principal: Principal, connection_id: uuid.UUID,
-                 outcome: VerificationOutcome, *, face_updates: dict[str, Any] | None = None,
-                 ) -> Connection:
+async def record(
+    runtime: Runtime,
+    principal: Principal,
+    connection_id: uuid.UUID,
+    outcome: VerificationOutcome,
+    *,
+    face_updates: dict[str, Any] | None = None,
+) -> Connection:
     """Store the outcome (unless the connection was disabled meanwhile); returns the row."""
     async with runtime.sessions() as session:
         conn = await service.get(session, principal, connection_id, for_update=True)
@@ -66,29 +72,48 @@ async def record(runtime: Runtime, principal: Principal, connection_id: uuid.UUI
         return conn
 
 
-async def verify_stored(runtime: Runtime, principal: Principal, connection_id: uuid.UUID,
-                        *, on_step: OnStep | None = None, role: Role = Role.member,
-                        ) -> tuple[Connection, VerificationOutcome]:
+async def verify_stored(
+    runtime: Runtime,
+    principal: Principal,
+    connection_id: uuid.UUID,
+    *,
+    on_step: OnStep | None = None,
+    role: Role = Role.member,
+) -> tuple[Connection, VerificationOutcome]:
     prepared = await prepare(runtime, principal, connection_id, role=role)
     outcome = await verification.verify(
-        prepared.provider, prepared.config, prepared.credentials, settings=runtime.settings,
-        egress=runtime.egress, on_step=on_step, registry=runtime.registry)
+        prepared.provider,
+        prepared.config,
+        prepared.credentials,
+        settings=runtime.settings,
+        egress=runtime.egress,
+        on_step=on_step,
+        registry=runtime.registry,
+    )
     conn = await record(runtime, principal, connection_id, outcome)
     return conn, outcome
 
 
-async def stream_stored(runtime: Runtime, principal: Principal, connection_id: uuid.UUID,
-                        *, prepared: Prepared | None = None,
-                        ) -> AsyncGenerator[StepResult | tuple[VerificationOutcome, Connection],
-                                            None]:
+async def stream_stored(
+    runtime: Runtime,
+    principal: Principal,
+    connection_id: uuid.UUID,
+    *,
+    prepared: Prepared | None = None,
+) -> AsyncGenerator[StepResult | tuple[VerificationOutcome, Connection], None]:
     """Each step as it finishes, then ``(outcome, updated connection)``.
 
     Closing the generator early (client gone) cancels the running check; nothing is recorded.
     """
     prepared = prepared or await prepare(runtime, principal, connection_id)
     stream = verification.verify_stream(
-        prepared.provider, prepared.config, prepared.credentials, settings=runtime.settings,
-        egress=runtime.egress, registry=runtime.registry)
+        prepared.provider,
+        prepared.config,
+        prepared.credentials,
+        settings=runtime.settings,
+        egress=runtime.egress,
+        registry=runtime.registry,
+    )
     try:
         async for item in stream:
             if isinstance(item, StepResult):

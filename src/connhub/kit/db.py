@@ -15,7 +15,12 @@ from typing import Any
 import orjson
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from connhub.errors import Conflict
 
@@ -31,8 +36,7 @@ def _json_dumps(value: Any) -> str:
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     json_args: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if is_sqlite(url):
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
-                                     **json_args)
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **json_args)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -44,12 +48,14 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
-                               pool_pre_ping=False, **json_args)
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, **json_args
+    )
 
 
-def make_sessionmaker(engine: AsyncEngine, *, read_only: bool = False
-                      ) -> async_sessionmaker[AsyncSession]:
+def make_sessionmaker(
+    engine: AsyncEngine, *, read_only: bool = False
+) -> async_sessionmaker[AsyncSession]:
     """Sessions for units of work; ``read_only`` ones run in autocommit (single statements).
 
     A read of one page or one row needs no transaction: autocommit skips the BEGIN and the

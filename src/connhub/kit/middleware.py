@@ -88,7 +88,7 @@ class RequestContextMiddleware:
 def _incoming_request_id(scope: Scope) -> str | None:
     for key, value in scope.get("headers", []):
         if key == b"x-request-id":
-            text = value.decode("latin-1")[:64]
+            text: str = value.decode("latin-1")[:64]
             if text and all(c.isalnum() or c in "-_." for c in text):
                 return text
     return None
@@ -106,12 +106,25 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _send_413(send: Send, path: str, limit: int, rid: str) -> None:
     body = _too_large_body(path, limit)
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", rid.encode()), (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", rid.encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 def _access(scope: Scope, status: int, started: float) -> dict[str, Any]:
-    return {"method": scope.get("method"), "path": scope.get("path"), "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
+    return {
+        "method": scope.get("method"),
+        "path": scope.get("path"),
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+    }

@@ -23,8 +23,12 @@ def _aad(workspace_id: uuid.UUID, connection_id: uuid.UUID) -> bytes:
 
 
 async def store(
-    session: AsyncSession, envelope: Envelope, *, workspace_id: uuid.UUID,
-    connection_id: uuid.UUID, credentials: Mapping[str, str],
+    session: AsyncSession,
+    envelope: Envelope,
+    *,
+    workspace_id: uuid.UUID,
+    connection_id: uuid.UUID,
+    credentials: Mapping[str, str],
 ) -> None:
     """Replace the stored credentials (an empty mapping deletes them)."""
     row = await session.get(ConnectionSecret, connection_id)
@@ -36,8 +40,10 @@ async def store(
     if row is None:
         session.add(
             ConnectionSecret(
-                connection_id=connection_id, workspace_id=workspace_id,
-                key_id=sealed.key_id, sealed=sealed.to_json(),
+                connection_id=connection_id,
+                workspace_id=workspace_id,
+                key_id=sealed.key_id,
+                sealed=sealed.to_json(),
             )
         )
     else:

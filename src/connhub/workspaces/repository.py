@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connhub.models import ApiToken, Membership, User, Workspace
@@ -35,7 +35,7 @@ async def membership(
     return await session.get(Membership, (workspace_id, user_id))
 
 
-async def token_memberships(session: AsyncSession, token_hash: str) -> Sequence[Row[Any]]:
+async def token_memberships(session: AsyncSession, token_hash: str) -> Sequence[Any]:
     """Every (token, user, membership) row for a live token: one round trip per request."""
     stmt = (
         select(
@@ -49,14 +49,4 @@ async def token_memberships(session: AsyncSession, token_hash: str) -> Sequence[
         .join(Membership, Membership.user_id == User.id, isouter=True)
         .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
     )
-    return (await session.execute(stmt)).all()
-
-
-async def user_profiles(session: AsyncSession, ids: Iterable[uuid.UUID]) -> Sequence[Row[Any]]:
-    id_list = list(set(ids))
-    if not id_list:
-        return []
-    stmt = select(
-        User.id, User.email, User.first_name, User.last_name, User.profile_picture_url
-    ).where(or_(User.id.in_(id_list)))
     return (await session.execute(stmt)).all()

@@ -22,13 +22,17 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_workspace(session: AsyncSession, *, name: str, slug: str | None = None) -> Workspace:
+async def create_workspace(
+    session: AsyncSession, *, name: str, slug: str | None = None
+) -> Workspace:
     name = name.strip()
     if not name or len(name) > 255:
         raise BadRequest("Workspace name must be 1-255 characters", field="name")
     if slug is not None:
         if not re.fullmatch(SLUG_PATTERN, slug) or len(slug) > 63:
-            raise BadRequest("Slug must be lower-case kebab-case, at most 63 characters", field="slug")
+            raise BadRequest(
+                "Slug must be lower-case kebab-case, at most 63 characters", field="slug"
+            )
         if await repo.slug_taken(session, slug):
             raise Conflict(f"Workspace slug '{slug}' is taken", field="slug")
     else:
@@ -44,8 +48,13 @@ async def create_workspace(session: AsyncSession, *, name: str, slug: str | None
 
 
 async def create_token(
-    session: AsyncSession, *, workspace_ref: str, email: str, role: Role,
-    first_name: str | None = None, last_name: str | None = None,
+    session: AsyncSession,
+    *,
+    workspace_ref: str,
+    email: str,
+    role: Role,
+    first_name: str | None = None,
+    last_name: str | None = None,
 ) -> tuple[str, User, Workspace]:
     """Make (or reuse) the user, set their role in the workspace, mint a token shown once."""
     workspace = await repo.workspace_by_id_or_slug(session, workspace_ref)
@@ -57,7 +66,9 @@ async def create_token(
     user = await repo.user_by_email(session, email)
     if user is None:
         local = email.split("@", 1)[0]
-        user = User(id=uuid.uuid4(), email=email, first_name=first_name or local, last_name=last_name)
+        user = User(
+            id=uuid.uuid4(), email=email, first_name=first_name or local, last_name=last_name
+        )
         session.add(user)
         await session.flush()
     member = await repo.membership(session, workspace.id, user.id)
@@ -68,8 +79,11 @@ async def create_token(
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(
         ApiToken(
-            id=uuid.uuid4(), token_hash=hash_token(token), prefix=token[:12],
-            user_id=user.id, workspace_id=workspace.id,
+            id=uuid.uuid4(),
+            token_hash=hash_token(token),
+            prefix=token[:12],
+            user_id=user.id,
+            workspace_id=workspace.id,
         )
     )
     await session.flush()
@@ -103,7 +117,10 @@ async def resolve_principal(
     elif not memberships:
         raise Unauthorized("Token has no workspace membership")
     else:
-        raise BadRequest("X-Workspace-ID is required: the token belongs to several workspaces",
-                         code="workspace_required")
-    return Principal(user_id=row.user_id, workspace_id=row.workspace_id, role=Role(row.role),
-                     email=row.email)
+        raise BadRequest(
+            "X-Workspace-ID is required: the token belongs to several workspaces",
+            code="workspace_required",
+        )
+    return Principal(
+        user_id=row.user_id, workspace_id=row.workspace_id, role=Role(row.role), email=row.email
+    )

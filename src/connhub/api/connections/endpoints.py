@@ -32,7 +32,9 @@ ConnectionId = Annotated[uuid.UUID, "connection id"]
 @router.get("", response_model=ConnectionList, include_in_schema=False)
 @router.get("/", response_model=ConnectionList, summary="List Connections")
 async def list_connections(
-    request: Request, session: ReaderDep, principal: PrincipalDep,
+    request: Request,
+    session: ReaderDep,
+    principal: PrincipalDep,
     q: Annotated[str | None, Query(max_length=255, description="Search by name or slug")] = None,
     provider: Annotated[list[str] | None, Query(max_length=100)] = None,
     status: Annotated[list[StatusName] | None, Query(max_length=10)] = None,
@@ -40,26 +42,43 @@ async def list_connections(
     order: Order = Order.asc,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    cursor: Annotated[str | None, Query(max_length=1024,
-                                        description="If present, switches to cursor mode")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=1024, description="If present, switches to cursor mode")
+    ] = None,
 ) -> Response:
     # Accept the PHP/Rails array style too (``provider[]=s3``), as the contract writes it.
     providers = list(provider or []) + request.query_params.getlist("provider[]")
     statuses = list(status or []) + request.query_params.getlist("status[]")
-    query = ListQuery(q=q or None, providers=tuple(providers), statuses=tuple(statuses),
-                      sort_by=sort_by, order=order, limit=limit, offset=offset, cursor=cursor)
+    query = ListQuery(
+        q=q or None,
+        providers=tuple(providers),
+        statuses=tuple(statuses),
+        sort_by=sort_by,
+        order=order,
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+    )
     page = await service.list_connections(session, principal, query)
     return JSONResponse(page_to_wire(page))
 
 
 @router.post("", response_model=ConnectionOut, status_code=201, include_in_schema=False)
 @router.post("/", response_model=ConnectionOut, status_code=201, summary="Create Connection")
-async def create_connection(body: ConnectionCreate, session: SessionDep, principal: PrincipalDep,
-                            runtime: RuntimeDep) -> Response:
+async def create_connection(
+    body: ConnectionCreate, session: SessionDep, principal: PrincipalDep, runtime: RuntimeDep
+) -> Response:
     conn = await service.create(
-        session, principal, registry=runtime.registry, envelope=runtime.envelope,
-        name=body.name, provider=body.provider, credentials=body.credentials,
-        config=body.config, visibility=body.visibility, slug=body.slug,
+        session,
+        principal,
+        registry=runtime.registry,
+        envelope=runtime.envelope,
+        name=body.name,
+        provider=body.provider,
+        credentials=body.credentials,
+        config=body.config,
+        visibility=body.visibility,
+        slug=body.slug,
         template_id=body.templateId,
     )
     await commit(session, conflict="A connection with this slug already exists")
@@ -67,82 +86,115 @@ async def create_connection(body: ConnectionCreate, session: SessionDep, princip
 
 
 @router.get("/slug/{slug}", response_model=ConnectionOut, summary="Get Connection By Slug")
-async def get_by_slug(slug: Annotated[str, "slug"], session: ReaderDep,
-                      principal: PrincipalDep) -> Response:
+async def get_by_slug(
+    slug: Annotated[str, "slug"], session: ReaderDep, principal: PrincipalDep
+) -> Response:
     return JSONResponse(to_wire(await service.view(session, principal, slug=slug)))
 
 
 @router.get("/{connection_id}", response_model=ConnectionOut, summary="Get Connection")
-async def get_connection(connection_id: uuid.UUID, session: ReaderDep,
-                         principal: PrincipalDep) -> Response:
-    return JSONResponse(to_wire(await service.view(session, principal, connection_id=connection_id)))
+async def get_connection(
+    connection_id: uuid.UUID, session: ReaderDep, principal: PrincipalDep
+) -> Response:
+    return JSONResponse(
+        to_wire(await service.view(session, principal, connection_id=connection_id))
+    )
 
 
 @router.patch("/{connection_id}", response_model=ConnectionOut, summary="Update Connection")
-async def update_connection(connection_id: uuid.UUID, body: ConnectionUpdate,
-                            session: SessionDep, principal: PrincipalDep,
-                            runtime: RuntimeDep) -> Response:
-    patch = ConnectionPatch(name=body.name, config=body.config, credentials=body.credentials,
-                            visibility=body.visibility, provider=body.provider)
-    conn = await service.update(session, principal, connection_id, patch,
-                                registry=runtime.registry, envelope=runtime.envelope)
+async def update_connection(
+    connection_id: uuid.UUID,
+    body: ConnectionUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+) -> Response:
+    patch = ConnectionPatch(
+        name=body.name,
+        config=body.config,
+        credentials=body.credentials,
+        visibility=body.visibility,
+        provider=body.provider,
+    )
+    conn = await service.update(
+        session,
+        principal,
+        connection_id,
+        patch,
+        registry=runtime.registry,
+        envelope=runtime.envelope,
+    )
     await commit(session)
     return JSONResponse(to_wire(conn))
 
 
-@router.delete("/{connection_id}", status_code=204, response_class=Response,
-               summary="Delete Connection")
-async def delete_connection(connection_id: uuid.UUID, session: SessionDep,
-                            principal: PrincipalDep) -> Response:
+@router.delete(
+    "/{connection_id}", status_code=204, response_class=Response, summary="Delete Connection"
+)
+async def delete_connection(
+    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> Response:
     await service.delete(session, principal, connection_id)
     await commit(session, conflict="Connection has dependents; remove them first")
     return Response(status_code=204)
 
 
-@router.post("/{connection_id}/disable", response_model=ConnectionOut,
-             summary="Disable Connection")
-async def disable(connection_id: uuid.UUID, session: SessionDep,
-                  principal: PrincipalDep) -> Response:
+@router.post("/{connection_id}/disable", response_model=ConnectionOut, summary="Disable Connection")
+async def disable(
+    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> Response:
     conn = await service.disable(session, principal, connection_id)
     await commit(session)
     return JSONResponse(to_wire(conn))
 
 
-@router.post("/{connection_id}/reactivate", response_model=ConnectionOut,
-             summary="Reactivate Connection")
-async def reactivate(connection_id: uuid.UUID, session: SessionDep,
-                     principal: PrincipalDep) -> Response:
+@router.post(
+    "/{connection_id}/reactivate", response_model=ConnectionOut, summary="Reactivate Connection"
+)
+async def reactivate(
+    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> Response:
     conn = await service.reactivate(session, principal, connection_id)
     await commit(session)
     return JSONResponse(to_wire(conn))
 
 
-@router.post("/{connection_id}/set-default", response_model=ConnectionOut,
-             summary="Set Default Connection")
-async def set_default(connection_id: uuid.UUID, session: SessionDep,
-                      principal: PrincipalDep) -> Response:
+@router.post(
+    "/{connection_id}/set-default", response_model=ConnectionOut, summary="Set Default Connection"
+)
+async def set_default(
+    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> Response:
     conn = await service.set_default(session, principal, connection_id)
     await commit(session, conflict="Another default was set concurrently; retry")
     return JSONResponse(to_wire(conn))
 
 
-@router.get("/{connection_id}/edit-settings", response_model=EditSettings,
-            summary="Get Connection Edit Settings")
-async def edit_settings(connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep,
-                        runtime: RuntimeDep) -> Response:
+@router.get(
+    "/{connection_id}/edit-settings",
+    response_model=EditSettings,
+    summary="Get Connection Edit Settings",
+)
+async def edit_settings(
+    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, runtime: RuntimeDep
+) -> Response:
     conn = await service.get(session, principal, connection_id)
     spec = runtime.registry.get(conn.provider)
     configured = set(conn.credential_keys or [])
-    return JSONResponse({
-        "config": conn.config,
-        "secretFields": {f.name: {"configured": f.name in configured} for f in spec.credentials},
-    })
+    return JSONResponse(
+        {
+            "config": conn.config,
+            "secretFields": {
+                f.name: {"configured": f.name in configured} for f in spec.credentials
+            },
+        }
+    )
 
 
-@router.post("/{connection_id}/verify", response_model=ConnectionOut,
-             summary="Verify Connection")
-async def verify(connection_id: uuid.UUID, principal: PrincipalDep,
-                 runtime: RuntimeDep) -> Response:
+@router.post("/{connection_id}/verify", response_model=ConnectionOut, summary="Verify Connection")
+async def verify(
+    connection_id: uuid.UUID, principal: PrincipalDep, runtime: RuntimeDep
+) -> Response:
     """Run the live, read-only checks; 200 with the updated connection even when they fail."""
     conn, _ = await verification.verify_stored(runtime, principal, connection_id)
     return JSONResponse(to_wire(conn))

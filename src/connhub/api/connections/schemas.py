@@ -12,10 +12,31 @@ from connhub.connections.schemas import Page, Visibility
 from connhub.models import Connection
 
 ProviderName = Literal[
-    "shopify", "http_api", "flexiroam", "starlink", "s3", "google_drive", "msft_sharepoint",
-    "klaviyo", "amazon_sp", "salesforce", "netsuite", "sqlserver", "postgres", "mlflow", "sftp",
-    "gmail_inbox", "dropbox", "rydership", "gorgias", "redo", "bullhorn", "snowflake",
-    "bigquery", "databricks", "mysql",
+    "shopify",
+    "http_api",
+    "flexiroam",
+    "starlink",
+    "s3",
+    "google_drive",
+    "msft_sharepoint",
+    "klaviyo",
+    "amazon_sp",
+    "salesforce",
+    "netsuite",
+    "sqlserver",
+    "postgres",
+    "mlflow",
+    "sftp",
+    "gmail_inbox",
+    "dropbox",
+    "rydership",
+    "gorgias",
+    "redo",
+    "bullhorn",
+    "snowflake",
+    "bigquery",
+    "databricks",
+    "mysql",
 ]
 StatusName = Literal["needs_verification", "active", "error", "expired", "disabled"]
 
@@ -29,8 +50,9 @@ class ConnectionCreate(BaseModel):
     config: dict[str, Any] | None = None
     visibility: Visibility = Visibility.private
     templateId: str | None = Field(default=None, max_length=255)
-    slug: str | None = Field(default=None, min_length=1, max_length=255,
-                             pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+    slug: str | None = Field(
+        default=None, min_length=1, max_length=255, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+    )
 
 
 class ConnectionUpdate(BaseModel):
@@ -93,14 +115,25 @@ class EditSettings(BaseModel):
 
 # (wire name, attribute) pairs: the one place the camelCase shape is spelled out.
 _FIELDS = (
-    ("id", "id"), ("name", "name"), ("slug", "slug"), ("provider", "provider"),
-    ("config", "config"), ("hasCredentials", "credential_keys"), ("status", "status"),
-    ("visibility", "visibility"), ("isDefault", "is_default"),
-    ("isFromTemplate", "is_from_template"), ("lastVerifiedAt", "last_verified_at"),
-    ("lastUsedAt", "last_used_at"), ("verificationError", "verification_error"),
+    ("id", "id"),
+    ("name", "name"),
+    ("slug", "slug"),
+    ("provider", "provider"),
+    ("config", "config"),
+    ("hasCredentials", "credential_keys"),
+    ("status", "status"),
+    ("visibility", "visibility"),
+    ("isDefault", "is_default"),
+    ("isFromTemplate", "is_from_template"),
+    ("lastVerifiedAt", "last_verified_at"),
+    ("lastUsedAt", "last_used_at"),
+    ("verificationError", "verification_error"),
     ("verificationErrorCode", "verification_error_code"),
-    ("verificationDetails", "verification_details"), ("createdAt", "created_at"),
-    ("updatedAt", "updated_at"), ("createdBy", "created_by"), ("updatedBy", "updated_by"),
+    ("verificationDetails", "verification_details"),
+    ("createdAt", "created_at"),
+    ("updatedAt", "updated_at"),
+    ("createdBy", "created_by"),
+    ("updatedBy", "updated_by"),
 )
 
 
@@ -126,8 +159,11 @@ def rows_to_wire(rows: list[Any]) -> list[dict[str, Any]]:
 
 def page_to_wire(page: Page) -> dict[str, Any]:
     items = page.items
-    connections = (rows_to_wire(items) if items and hasattr(items[0], "_fields")
-                   else [to_wire(c) for c in items])
+    connections = (
+        rows_to_wire(items)
+        if items and hasattr(items[0], "_fields")
+        else [to_wire(c) for c in items]
+    )
     return {
         "connections": connections,
         "hasNext": page.has_next,
@@ -136,8 +172,12 @@ def page_to_wire(page: Page) -> dict[str, Any]:
         "total": page.total,
         "nextCursor": page.next_cursor,
         "users": {
-            str(uid): {"id": uid, "firstName": u.first_name, "lastName": u.last_name,
-                       "profilePictureUrl": u.profile_picture_url}
+            str(uid): {
+                "id": uid,
+                "firstName": u.first_name,
+                "lastName": u.last_name,
+                "profilePictureUrl": u.profile_picture_url,
+            }
             for uid, u in page.users.items()
         },
     }
