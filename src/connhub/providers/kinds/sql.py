@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from connhub.errors import BadRequest, ConnhubError, UpstreamError
@@ -231,6 +232,25 @@ def _config_failure(exc: ConnhubError) -> StepFailed:
     return StepFailed(code, exc.message)
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """What the login thread found after logging in: the checks' result or their error."""
+
+    result: tuple[str, dict[str, Any]] | None = None
+    error: BaseException | None = None
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _consume_outcome(future: asyncio.Future[Any]) -> None:
+    """An abandoned speculative login's error is not news: read it so asyncio stays quiet."""
+    if not future.cancelled():
+        future.exception()
+
+
 class _SqlRun:
     """The steps of one verification, sharing the checked address and the open session."""
 
@@ -251,6 +271,8 @@ class _SqlRun:
         self.target: ConnectTarget | None = None  # set by connectivity
         self.address: str | None = None
         self.holder = _Holder()
+        self._login: asyncio.Future[_Checked] | None = None  # started by connectivity
+        self._connected: asyncio.Future[None] | None = None
 
     async def _blocking(self, doing: str, fn: Callable[..., T], *args: Any, ctx: StepContext) -> T:
         """Run an adapter call in a worker thread; turn what it raises into a StepFailed."""
@@ -275,6 +297,12 @@ class _SqlRun:
         ]
 
     async def connectivity(self, ctx: StepContext) -> str:
+        """Resolve and check the target once, then prove TCP reaches the checked address.
+
+        The login starts as soon as the address is checked, overlapping the TCP probe: each
+        is a new server process on PostgreSQL, so run back to back they would cost two
+        connects. If the probe fails the login is abandoned and only connectivity reports.
+        """
         ctx.defer(self.holder.abandon)
         try:
             self.adapter.validate_options(self.config)
@@ -286,29 +314,79 @@ class _SqlRun:
             return f"Configuration is valid; {self.display} is reached over HTTPS by its driver"
         where = f"{target.host}:{target.port}"
         try:
-            _reader, writer, resolved = await self.egress.open_connection(
-                target.host, target.port, timeout=ctx.remaining()
+            resolved = await asyncio.wait_for(
+                self.egress.resolve(target.host, target.port), ctx.remaining()
+            )
+            await self._check_extra_targets(ctx)
+            self.address = resolved.address
+            self._login = asyncio.ensure_future(self._login_now(ctx))
+            self._login.add_done_callback(_consume_outcome)
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(resolved.address, target.port), ctx.remaining()
             )
         except EgressBlocked as exc:
+            self._cancel_login()
             raise StepFailed(
                 ErrorCode.NETWORK_UNREACHABLE,
                 f"The egress policy blocked the connection to {exc.host}: {exc.reason}",
             ) from None
         except TimeoutError:
+            self._cancel_login()
             raise StepFailed(ErrorCode.TIMEOUT, f"Timed out connecting to {where}") from None
         except OSError as exc:
+            self._cancel_login()
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise StepFailed(
                 ErrorCode.NETWORK_UNREACHABLE,
                 f"Could not reach {where}: {reason}",
                 raw_error=redact_exception(exc),
             ) from None
+        except BaseException:
+            self._cancel_login()
+            raise
         # Closed on the next loop turn; nothing to flush, so waiting for it only adds latency.
         writer.close()
-        await self._check_extra_targets(ctx)
-        self.address = resolved.address
         ctx.identity.update(host=target.host, port=target.port, address=resolved.address)
         return f"Successfully connected to {self.display} at {where}"
+
+    def _cancel_login(self) -> None:
+        if self._login is not None:
+            self._login.cancel()
+            self._login = None
+
+    async def _login_now(self, ctx: StepContext) -> _Checked:
+        """Log in and run the permission checks in one worker-thread call.
+
+        ``self._connected`` resolves the moment the session is open, so authentication
+        reports then; the checks' outcome is this task's result, for the permissions step.
+        One thread hand-off instead of two: each costs more than the ``SELECT 1`` itself.
+        """
+        loop = asyncio.get_running_loop()
+        connected: asyncio.Future[None] = loop.create_future()
+        self._connected = connected
+
+        def signal() -> None:  # worker thread
+            loop.call_soon_threadsafe(_set_done, connected)
+
+        request = ConnectRequest(
+            config=self.config,
+            credentials=self.credentials,
+            target=self.target,
+            address=self.address,
+            timeout_s=ctx.remaining(),
+        )
+        return await self._blocking(
+            f"logging in to {self.display}", self._open_and_check, request, signal, ctx=ctx
+        )
+
+    def _open_and_check(self, request: ConnectRequest, signal: Callable[[], None]) -> _Checked:
+        """Worker thread: a login failure raises; a check failure is returned, not raised."""
+        self.holder.open(self.adapter, request)
+        signal()
+        try:
+            return _Checked(result=self._check_and_close())
+        except BaseException as exc:  # reported by the permissions step
+            return _Checked(error=exc)
 
     async def _check_extra_targets(self, ctx: StepContext) -> None:
         """Other hosts the driver will reach (e.g. an OAuth token endpoint) pass the policy too."""
@@ -335,16 +413,18 @@ class _SqlRun:
                                  f"Could not resolve {other.host}: {exc}") from None
 
     async def authentication(self, ctx: StepContext) -> str:
-        request = ConnectRequest(
-            config=self.config,
-            credentials=self.credentials,
-            target=self.target,
-            address=self.address,
-            timeout_s=ctx.remaining(),
-        )
-        await self._blocking(
-            f"logging in to {self.display}", self.holder.open, self.adapter, request, ctx=ctx
-        )
+        if self._login is None:
+            self._login = asyncio.ensure_future(self._login_now(ctx))
+            self._login.add_done_callback(_consume_outcome)
+        login = self._login
+        connected = self._connected
+        waiting: set[asyncio.Future[Any]] = {login}
+        if connected is not None:
+            waiting.add(connected)
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if self._connected is not None and self._connected.done():
+            return "Credentials verified"
+        login.result()  # the login failed: raises its StepFailed
         return "Credentials verified"
 
     def _check_and_close(self) -> tuple[str, dict[str, Any]]:
@@ -366,11 +446,23 @@ class _SqlRun:
             _close_quietly(conn)
 
     async def permissions(self, ctx: StepContext) -> str:
-        message, identity = await self._blocking(
-            "checking permissions", self._check_and_close, ctx=ctx
-        )
+        login, self._login = self._login, None
+        if login is None:
+            raise StepFailed(ErrorCode.PROVIDER_ERROR, "No session to check permissions with")
+        checked = await login
+        if checked.error is not None:
+            raise self._failure(checked.error)
+        assert checked.result is not None
+        message, identity = checked.result
         ctx.identity.update(identity)
         return message
+
+    def _failure(self, exc: BaseException) -> StepFailed:
+        if isinstance(exc, StepFailed):
+            return exc
+        if isinstance(exc, ConnhubError):
+            return _config_failure(exc)
+        return _driver_failure(self.adapter, exc)
 
 
 def sql_steps(
