@@ -9,9 +9,15 @@ from fastapi import FastAPI
 
 from connhub.api import errors, meta
 from connhub.api.connections.endpoints import router as connections_router
+from connhub.api.connections.schema_endpoints import router as schema_router
+from connhub.api.dependents import router as dependents_router
+from connhub.api.sources import install as install_sources
+from connhub.api.warehouse.endpoints import install as install_warehouse
 from connhub.config import Settings
 from connhub.kit import logs
 from connhub.kit.middleware import RequestContextMiddleware
+from connhub.query.pool import close_registry as close_query_pools
+from connhub.ratelimit import build_limiter
 from connhub.runtime import build_runtime
 
 
@@ -21,9 +27,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = await build_runtime(settings)
+        app.state.rate_limiter = build_limiter(settings, app.state.runtime.engine)
         try:
             yield
         finally:
+            await close_query_pools(app.state)
             await app.state.runtime.close()
 
     app = FastAPI(title="connhub", version="0.1.0", lifespan=lifespan,
@@ -32,6 +40,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(meta.router)
     app.include_router(connections_router)
+    app.include_router(schema_router)
+    app.include_router(dependents_router)
+    install_sources(app)
+    install_warehouse(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -1,0 +1,48 @@
+"""Schema browsing: which tables a SQL connection has, and a table's columns.
+
+One catalog query per call and per engine (``postgres.py``: ``pg_catalog``; ``mysql.py``:
+``information_schema`` with MySQL's system schemas; ``generic.py``: ``information_schema``
+for Snowflake and the rest), never one query per table. Each module turns its own rows into
+:class:`TableInfo` / :class:`ColumnInfo`; ``query/service.py`` runs the queries on a pooled,
+read-only session and ``names.py`` adds ``normalizedName`` and ``spec``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any, cast
+
+from connhub.catalog import generic, mysql, postgres
+from connhub.catalog.model import ColumnInfo, Query, TableInfo
+
+__all__ = ["ColumnInfo", "Query", "TableInfo", "for_dialect", "Catalog"]
+
+_MODULES: dict[str, ModuleType] = {"postgres": postgres, "mysql": mysql}
+
+
+class Catalog:
+    """The catalog queries of one dialect."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self._module = module
+
+    def tables_query(self, include_system: bool) -> Query:
+        return cast(Query, self._module.tables_query(include_system))
+
+    def tables(self, rows: Sequence[Sequence[Any]]) -> list[TableInfo]:
+        parse = cast(Callable[[Sequence[Sequence[Any]]], list[TableInfo]], self._module.tables)
+        return parse(rows)
+
+    def columns_query(self, schema: str, table: str) -> Query:
+        return cast(Query, self._module.columns_query(schema, table))
+
+    def columns(self, rows: Sequence[Sequence[Any]]) -> list[ColumnInfo] | None:
+        parse = cast(
+            Callable[[Sequence[Sequence[Any]]], list[ColumnInfo] | None], self._module.columns
+        )
+        return parse(rows)
+
+
+def for_dialect(dialect: str) -> Catalog:
+    return Catalog(_MODULES.get(dialect, generic))

@@ -1,0 +1,30 @@
+"""What every engine's catalog module returns, and the queries it hands to the runner."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Query:
+    """One catalog statement and its bound parameters (never user text pasted in)."""
+
+    sql: str
+    params: Mapping[str, Any] | Sequence[Any] | None = None
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    schema: str
+    table: str
+    kind: str  # table, view, materialized_view, foreign_table
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    data_type: str
+    nullable: bool
+    primary_key: bool

@@ -1,0 +1,100 @@
+"""Names for what the catalog returns: snake_case ``normalizedName`` and a qualified ``spec``.
+
+``normalizedName`` is what a tool or a model can use as an identifier anywhere: ASCII
+snake_case (``public.OrderItems`` -> ``public_order_items``, ``"Order ID"`` -> ``order_id``),
+never empty, never starting with a digit (``2024 sales`` -> ``_2024_sales``).
+
+``spec`` is the table written the way the engine needs it to be typed (``public.orders``), with
+quotes only where an unquoted name would mean another table: names that are not plain
+identifiers, reserved words, or names the engine would case-fold (``"Orders"`` on
+PostgreSQL, ``"orders"`` on Snowflake). Quoting goes through sqlglot, never string pasting.
+
+``table_expression`` is the always-quoted form used to build our own statements (samples).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+
+
+def snake(name: str, *, fallback: str = "unnamed") -> str:
+    if _SNAKE.fullmatch(name):
+        return name  # already snake_case: most catalogs, and the fast path for 10,000 tables
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    words = _NON_WORD.sub("_", _CAMEL.sub("_", ascii_name).lower()).strip("_")
+    if not words:
+        return fallback
+    return f"_{words}" if words[0].isdigit() else words
+
+
+def normalized_table_name(schema: str | None, table: str) -> str:
+    return snake(f"{schema}_{table}" if schema else table, fallback="table")
+
+
+def normalized_column_name(column: str) -> str:
+    return snake(column, fallback="column")
+
+
+@lru_cache(maxsize=16)
+def _reserved(dialect: str) -> frozenset[str]:
+    generator = Dialect.get_or_raise(dialect).generator_class
+    words = getattr(generator, "RESERVED_KEYWORDS", None) or set()
+    tokenizer = Dialect.get_or_raise(dialect).tokenizer_class
+    keywords = {k for k in getattr(tokenizer, "KEYWORDS", {}) if _PLAIN.fullmatch(k)}
+    return frozenset({w.upper() for w in words} | {k.upper() for k in keywords})
+
+
+@lru_cache(maxsize=16)
+def _fold(dialect: str) -> str:
+    """How the engine folds unquoted names: "lower", "upper" or "" (kept as typed)."""
+    probe = Dialect.get_or_raise(dialect).normalize_identifier(exp.to_identifier("aB")).name
+    return {"ab": "lower", "AB": "upper"}.get(probe, "")
+
+
+def spec_function(dialect: str) -> Callable[[str | None, str], str]:
+    """``spec`` for one dialect, with its rules looked up once (10,000 tables per listing)."""
+    fold = _fold(dialect)
+    reserved = _reserved(dialect)
+    plain = _PLAIN.fullmatch
+    cache: dict[str, bool] = {}
+
+    def needs_quotes(name: str) -> bool:
+        found = cache.get(name)
+        if found is None:
+            folded = name.lower() if fold == "lower" else name.upper() if fold == "upper" else name
+            found = not plain(name) or folded != name or name.upper() in reserved
+            if len(cache) < 1024:
+                cache[name] = found  # schema names repeat; table names mostly do not
+        return found
+
+    def make(schema: str | None, table: str) -> str:
+        quote_schema = bool(schema) and needs_quotes(schema or "")
+        quote_table = needs_quotes(table)
+        if not quote_schema and not quote_table:  # the common case: no rendering needed
+            return f"{schema}.{table}" if schema else table
+        db = exp.to_identifier(schema, quoted=quote_schema) if schema else None
+        return exp.table_(exp.to_identifier(table, quoted=quote_table), db=db).sql(
+            dialect=dialect)
+
+    return make
+
+
+def spec(schema: str | None, table: str, dialect: str) -> str:
+    return spec_function(dialect)(schema, table)
+
+
+def table_expression(schema: str | None, table: str) -> exp.Table:
+    """Always quoted: the exact catalog names, whatever they contain."""
+    db = exp.to_identifier(schema, quoted=True) if schema else None
+    return exp.table_(exp.to_identifier(table, quoted=True), db=db)
