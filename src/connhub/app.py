@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,6 +29,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = await build_runtime(settings)
         app.state.rate_limiter = build_limiter(settings, app.state.runtime.engine)
+        # Everything built so far lives as long as the process: keep the cyclic GC from
+        # re-scanning it on every collection (shorter pauses under load).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     port: int = 8765
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
+    db_pool_size: int = 20
     # How long a resolved token (user, workspace, role) is reused in-process. Revocations and
     # role changes made by another process take effect within this many seconds; 0 disables.
     auth_cache_s: float = 5.0

@@ -67,7 +67,7 @@ async def open_key_provider(
 
 
 async def build_runtime(settings: Settings) -> Runtime:
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
     sessions = make_sessionmaker(engine)
     try:
         envelope = await open_key_provider(settings, sessions)
