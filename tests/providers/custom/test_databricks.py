@@ -17,12 +17,13 @@ import databricks.sql
 import pytest
 from databricks.sql import exc as dbexc
 
-from connhub.errors import BadRequest
 from connhub.providers.custom.databricks import ADAPTER
 from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget
 from connhub.verification.codes import ErrorCode
 from connhub.verification.result import StepFailed
 from support.fakesnow_server import closed_port, non_loopback_traffic, silent_server
+
+from .driver_seam import Recorder, RecordingConnection, RecordingCursor, assert_option_refused
 
 CONFIG = {
     "host": "adb-1234567890123456.7.azuredatabricks.net",
@@ -45,18 +46,6 @@ def request(
         address="203.0.113.10",  # what the egress check resolved; unused over HTTPS
         timeout_s=timeout_s,
     )
-
-
-class Recorder:
-    def __init__(self, raises: BaseException | None = None) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self.raises = raises
-
-    def __call__(self, **kwargs: Any) -> object:
-        self.calls.append(kwargs)
-        if self.raises is not None:
-            raise self.raises
-        return object()
 
 
 def test_connect_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,33 +144,21 @@ def test_driver_errors_are_classified(
     assert ADAPTER.classify(info.value) == code
 
 
-class RecordingCursor:
+class FailingCursor(RecordingCursor):
+    """Fails the first statement starting with ``fail_on`` as a missing catalog would."""
+
     def __init__(self, fail_on: str | None = None) -> None:
-        self.statements: list[str] = []
+        super().__init__()
         self.fail_on = fail_on
 
     def execute(self, sql: str) -> None:
-        self.statements.append(sql)
+        super().execute(sql)
         if self.fail_on and sql.startswith(self.fail_on):
             raise dbexc.ServerOperationError(f"[NO_SUCH_CATALOG_EXCEPTION] {sql}")
 
-    def fetchone(self) -> tuple[int]:
-        return (1,)
-
-    def close(self) -> None:
-        pass
-
-
-class RecordingConnection:
-    def __init__(self, cursor: RecordingCursor) -> None:
-        self._cursor = cursor
-
-    def cursor(self) -> RecordingCursor:
-        return self._cursor
-
 
 def test_permission_checks_quote_identifiers() -> None:
-    cursor = RecordingCursor()
+    cursor = FailingCursor()
     config = {**CONFIG, "catalog": "odd`name", "schema": "sales data"}
     message = ADAPTER.permission_checks(RecordingConnection(cursor), config)
     assert cursor.statements == ["USE CATALOG `odd``name`", "USE SCHEMA `sales data`", "SELECT 1"]
@@ -189,7 +166,7 @@ def test_permission_checks_quote_identifiers() -> None:
 
 
 def test_permission_checks_surface_the_server_error() -> None:
-    cursor = RecordingCursor(fail_on="USE CATALOG")
+    cursor = FailingCursor(fail_on="USE CATALOG")
     with pytest.raises(dbexc.ServerOperationError) as info:
         ADAPTER.permission_checks(RecordingConnection(cursor), CONFIG)
     assert ADAPTER.classify(info.value) == ErrorCode.INVALID_CONFIG
@@ -244,10 +221,7 @@ def test_silent_server_times_out_within_the_budget() -> None:
     ],
 )
 def test_dangerous_options_are_refused(extra: dict[str, Any], field: str) -> None:
-    with pytest.raises(BadRequest) as info:
-        ADAPTER.validate_options({**CONFIG, **extra})
-    assert info.value.code == ErrorCode.INVALID_CONFIG
-    assert info.value.field == field
+    assert_option_refused(ADAPTER, {**CONFIG, **extra}, field)
 
 
 def test_target_and_accepted_paths() -> None:

@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from snowflake.connector import errors as sf
 
-from connhub.errors import BadRequest
 from connhub.kit.egress import EgressPolicy
 from connhub.providers.custom.snowflake import ADAPTER, private_key_der
 from connhub.providers.kinds.sql import sql_steps
@@ -33,6 +32,8 @@ from support.fakesnow_server import (
     silent_server,
     unique_name,
 )
+
+from .driver_seam import assert_option_refused
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -149,6 +150,20 @@ async def test_whole_sql_kind_run_keeps_the_raw_error(
 # --- failures ----------------------------------------------------------------------------------
 
 
+def loopback_config(port: int) -> dict[str, Any]:
+    """A plain-http account on 127.0.0.1:``port`` (a closed port or a silent server)."""
+    return {
+        "account": "fakeacct",
+        "warehouse": "WH",
+        "database": "DB",
+        "schema": "S",
+        "username": "U",
+        "host": "127.0.0.1",
+        "port": port,
+        "protocol": "http",
+    }
+
+
 def test_missing_stage_fails_with_the_raw_snowflake_error(
     fakesnow_server: FakesnowServer, database: str
 ) -> None:
@@ -163,16 +178,7 @@ def test_missing_stage_fails_with_the_raw_snowflake_error(
 
 def test_wrong_passphrase_is_decided_before_the_network(rsa_key: rsa.RSAPrivateKey) -> None:
     """The target is a closed port: reaching the network would say network_unreachable."""
-    config = {
-        "account": "fakeacct",
-        "warehouse": "WH",
-        "database": "DB",
-        "schema": "S",
-        "username": "U",
-        "host": "127.0.0.1",
-        "port": closed_port(),
-        "protocol": "http",
-    }
+    config = loopback_config(closed_port())
     encrypted = pem(rsa_key, PASSPHRASE)
     for credentials in (
         {"privateKey": encrypted, "privateKeyPassphrase": "Not-The-Passphrase-42"},
@@ -198,16 +204,7 @@ def test_private_key_normalisation(rsa_key: rsa.RSAPrivateKey) -> None:
 
 
 def test_unreachable_account_is_network_unreachable() -> None:
-    config = {
-        "account": "fakeacct",
-        "warehouse": "WH",
-        "database": "DB",
-        "schema": "S",
-        "username": "U",
-        "host": "127.0.0.1",
-        "port": closed_port(),
-        "protocol": "http",
-    }
+    config = loopback_config(closed_port())
     started = time.monotonic()
     with pytest.raises(sf.OperationalError) as info:
         ADAPTER.connect(request(config, {"password": "pw"}, timeout_s=3))
@@ -218,16 +215,7 @@ def test_unreachable_account_is_network_unreachable() -> None:
 def test_silent_server_times_out_within_the_budget() -> None:
     """A server that accepts TCP and never answers: login must give up at the budget."""
     with silent_server() as port:
-        config = {
-            "account": "fakeacct",
-            "warehouse": "WH",
-            "database": "DB",
-            "schema": "S",
-            "username": "U",
-            "host": "127.0.0.1",
-            "port": port,
-            "protocol": "http",
-        }
+        config = loopback_config(port)
         started = time.monotonic()
         with pytest.raises(sf.OperationalError) as info:
             ADAPTER.connect(request(config, {"password": "pw"}, timeout_s=2.5))
@@ -275,10 +263,7 @@ def test_target_defaults_to_the_account_host() -> None:
     ],
 )
 def test_dangerous_options_are_refused(extra: dict[str, Any], field: str) -> None:
-    with pytest.raises(BadRequest) as info:
-        ADAPTER.validate_options({**BASE, **extra})
-    assert info.value.code == ErrorCode.INVALID_CONFIG
-    assert info.value.field == field
+    assert_option_refused(ADAPTER, {**BASE, **extra}, field)
 
 
 def test_accepted_options() -> None:

@@ -19,13 +19,14 @@ import pytds
 import pytest
 from pytds import tds_base
 
-from connhub.errors import BadRequest
 from connhub.providers.custom import sqlserver
 from connhub.providers.custom.sqlserver import ADAPTER, RedirectRefused
 from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget
 from connhub.verification.codes import ErrorCode
 from connhub.verification.result import StepFailed
 from support.fakesnow_server import closed_port, silent_server
+
+from .driver_seam import Recorder, RecordingConnection, RecordingCursor, assert_option_refused
 
 CONFIG = {"host": "sql.example.com", "port": 1433, "database": "analytics", "username": "reader"}
 
@@ -41,22 +42,15 @@ def request(config: dict[str, Any], port: int, timeout_s: float = 4.0) -> Connec
     )
 
 
-class Recorder:
-    def __init__(self, raises: BaseException | None = None) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self.raises = raises
+class SocketRecorder(Recorder):
+    """Also keeps where the pre-connected socket goes, read before the adapter closes it."""
 
-    def __call__(self, **kwargs: Any) -> object:
-        sock = kwargs["sock"]
-        kwargs["sock_peer"] = sock.getpeername()  # read before the adapter closes it
-        self.calls.append(kwargs)
-        if self.raises is not None:
-            raise self.raises
-        return object()
+    def record(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {**kwargs, "sock_peer": kwargs["sock"].getpeername()}
 
 
 def test_connect_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
-    recorder = Recorder()
+    recorder = SocketRecorder()
     monkeypatch.setattr(pytds, "connect", recorder)
     with silent_server() as port:
         ADAPTER.connect(request(CONFIG, port))
@@ -80,7 +74,7 @@ def test_connect_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_encrypt_false_sends_no_tls_options(monkeypatch: pytest.MonkeyPatch) -> None:
-    recorder = Recorder()
+    recorder = SocketRecorder()
     monkeypatch.setattr(pytds, "connect", recorder)
     with silent_server() as port:
         ADAPTER.connect(request({**CONFIG, "encrypt": False}, port))
@@ -88,7 +82,7 @@ def test_encrypt_false_sends_no_tls_options(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_no_checked_address_no_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    recorder = Recorder()
+    recorder = SocketRecorder()
     monkeypatch.setattr(pytds, "connect", recorder)
     with pytest.raises(ValueError, match="egress"):
         ADAPTER.connect(ConnectRequest(CONFIG, {"password": "x"}, ADAPTER.target(CONFIG), None, 3))
@@ -177,7 +171,7 @@ def retried_then_timed_out(cause: BaseException) -> TimeoutError:
 def test_driver_errors_are_classified(
     monkeypatch: pytest.MonkeyPatch, error: BaseException, code: ErrorCode
 ) -> None:
-    monkeypatch.setattr(pytds, "connect", Recorder(raises=error))
+    monkeypatch.setattr(pytds, "connect", SocketRecorder(raises=error))
     with silent_server() as port, pytest.raises(type(error)) as info:
         ADAPTER.connect(request(CONFIG, port))
     assert ADAPTER.classify(info.value) == code
@@ -191,31 +185,19 @@ def test_server_redirects_are_refused() -> None:
     assert pytds.socket.gethostname() == socket.gethostname()  # type: ignore[attr-defined]
 
 
-class RecordingCursor:
-    def __init__(self, perms: int | None) -> None:
-        self.statements: list[str] = []
-        self.perms = perms
+class PermsCursor(RecordingCursor):
+    """Answers ``HAS_PERMS_BY_NAME`` with ``perms``."""
 
-    def execute(self, sql: str) -> None:
-        self.statements.append(sql)
+    def __init__(self, perms: int | None) -> None:
+        super().__init__()
+        self.perms = perms
 
     def fetchone(self) -> tuple[int | None]:
         return (self.perms,) if "HAS_PERMS" in self.statements[-1] else (1,)
 
-    def close(self) -> None:
-        pass
-
-
-class RecordingConnection:
-    def __init__(self, cursor: RecordingCursor) -> None:
-        self._cursor = cursor
-
-    def cursor(self) -> RecordingCursor:
-        return self._cursor
-
 
 def test_permission_checks() -> None:
-    cursor = RecordingCursor(perms=1)
+    cursor = PermsCursor(perms=1)
     message = ADAPTER.permission_checks(RecordingConnection(cursor), CONFIG)
     assert cursor.statements == [
         "SELECT 1",
@@ -226,7 +208,7 @@ def test_permission_checks() -> None:
 
 def test_missing_select_permission_is_permission_denied() -> None:
     with pytest.raises(StepFailed) as info:
-        ADAPTER.permission_checks(RecordingConnection(RecordingCursor(perms=0)), CONFIG)
+        ADAPTER.permission_checks(RecordingConnection(PermsCursor(perms=0)), CONFIG)
     assert info.value.code == ErrorCode.PERMISSION_DENIED
     assert "db_datareader" in info.value.message
 
@@ -280,10 +262,7 @@ def test_silent_server_with_tls_times_out_too() -> None:
     ],
 )
 def test_dangerous_options_are_refused(extra: dict[str, Any], field: str) -> None:
-    with pytest.raises(BadRequest) as info:
-        ADAPTER.validate_options({**CONFIG, **extra})
-    assert info.value.code == ErrorCode.INVALID_CONFIG
-    assert info.value.field == field
+    assert_option_refused(ADAPTER, {**CONFIG, **extra}, field)
 
 
 def test_target() -> None:

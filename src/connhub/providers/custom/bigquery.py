@@ -40,8 +40,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from connhub.errors import BadRequest
+from connhub.providers.kinds.driver_errors import (
+    REQUESTS_UNREACHABLE,
+    exception_chain,
+    network_code,
+)
 from connhub.providers.kinds.sql import invalid_option, optional_text, refuse_options, require_text
-from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget
+from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget, is_ipv6, url_host
 from connhub.verification.codes import ErrorCode
 from connhub.verification.result import StepFailed
 
@@ -77,26 +82,12 @@ def _url_parts(url: str, field: str) -> tuple[str, str, int]:
         parts.scheme not in ("https", "http")
         or parts.username is not None
         or port == -1
-        or not (_HOST.fullmatch(host) or _is_ipv6(host))
+        or not (_HOST.fullmatch(host) or is_ipv6(host))
     ):
         raise invalid_option(
             f"{field} must be an http(s) URL with a host name", field.removeprefix("config.")
         )
     return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
-
-
-def _is_ipv6(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.IPv6Address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _bracketed(host: str) -> str:
-    return f"[{host}]" if _is_ipv6(host) else host
 
 
 def endpoint(config: Mapping[str, Any]) -> tuple[str, str, int]:
@@ -234,28 +225,9 @@ def _dbapi_connection_class() -> Any:
     return BigQueryConnection
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not s for s in seen) and len(seen) < 20:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
 def _network_code(exc: BaseException) -> ErrorCode | None:
-    causes = _causes(exc)
-    for cause in causes:
-        if isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__:
-            return ErrorCode.TIMEOUT
-    for cause in causes:
-        if isinstance(cause, ConnectionRefusedError | OSError) or type(cause).__name__ in (
-            "ConnectionError",
-            "NewConnectionError",
-            "MaxRetryError",
-        ):
-            return ErrorCode.NETWORK_UNREACHABLE
-    return None
+    """Timeout or unreachable from anywhere in the chain, with this client's class names."""
+    return network_code(exc, unreachable_names=REQUESTS_UNREACHABLE)
 
 
 class BigQueryAdapter:
@@ -309,7 +281,7 @@ class BigQueryAdapter:
         scheme, host, port = endpoint(config)
         if scheme == "http" and request.address is not None:
             host = request.address  # no TLS to break: skip the second lookup
-        api_endpoint = f"{scheme}://{_bracketed(host)}:{port}"
+        api_endpoint = f"{scheme}://{url_host(host)}:{port}"
         client = bigquery.Client(
             project=config["projectId"],
             credentials=credentials,
@@ -350,7 +322,7 @@ class BigQueryAdapter:
     def classify(self, exc: BaseException) -> str:
         # The DB-API layer wraps client errors (DatabaseError from GoogleCloudError): judge the
         # first Google error in the chain.
-        for cause in _causes(exc):
+        for cause in exception_chain(exc):
             code = self._classify_one(cause)
             if code is not None:
                 return code

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from typing import Any
 
+from connhub.providers.kinds.driver_errors import MessagePatterns, first_match, network_code
 from connhub.providers.kinds.sql import invalid_option, refuse_options, require_host, require_text
 from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget
 from connhub.verification.codes import ErrorCode
@@ -61,7 +62,7 @@ _DENIED = (
     "access_token",
     "token",
 )
-_PATTERNS: tuple[tuple[re.Pattern[str], ErrorCode], ...] = (
+_PATTERNS: MessagePatterns = (
     (re.compile(r"token.*expired|expired.*token", re.I), ErrorCode.TOKEN_EXPIRED),
     (
         re.compile(r"invalid access token|invalid token|unauthori[sz]ed", re.I),
@@ -89,6 +90,8 @@ _HTTP_CODES = {
     403: ErrorCode.PERMISSION_DENIED,  # but see the message: a bad token is a 403 too
     404: ErrorCode.INVALID_CONFIG,  # no such warehouse / cluster: httpPath is wrong
 }
+# Besides OSError: urllib3's names for a host it could not reach, or a connection it lost.
+_UNREACHABLE = ("NewConnectionError", "MaxRetryError", "ProtocolError")
 
 
 def host(config: Mapping[str, Any]) -> str:
@@ -128,35 +131,9 @@ def _names(config: Mapping[str, Any]) -> tuple[str, str]:
     return names[0], names[1]
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not s for s in seen) and len(seen) < 20:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
 def _network_code(exc: BaseException) -> ErrorCode | None:
-    causes = _causes(exc)
-    for cause in causes:
-        if isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__:
-            return ErrorCode.TIMEOUT
-    for cause in causes:
-        if isinstance(cause, OSError) or type(cause).__name__ in (
-            "NewConnectionError",
-            "MaxRetryError",
-            "ProtocolError",
-        ):
-            return ErrorCode.NETWORK_UNREACHABLE
-    return None
-
-
-def _by_message(text: str) -> ErrorCode | None:
-    for pattern, code in _PATTERNS:
-        if pattern.search(text):
-            return code
-    return None
+    """Timeout or unreachable from anywhere in the chain, with this connector's class names."""
+    return network_code(exc, unreachable_names=_UNREACHABLE)
 
 
 class DatabricksAdapter:
@@ -227,7 +204,7 @@ class DatabricksAdapter:
             context = exc.context if isinstance(exc.context, dict) else {}
             text = f"{exc.message or ''} {context.get('error-message') or ''}"
             status = context.get("http-code")
-            by_text = _by_message(text) if text.strip() else None
+            by_text = first_match(_PATTERNS, text) if text.strip() else None
             if isinstance(status, int) and status in _HTTP_CODES:
                 if by_text in (ErrorCode.TOKEN_EXPIRED, ErrorCode.INVALID_CREDENTIALS):
                     return by_text
@@ -237,7 +214,7 @@ class DatabricksAdapter:
             return _network_code(exc) or by_text or ErrorCode.PROVIDER_ERROR
         if isinstance(exc, dbexc.Error):
             return (
-                _by_message(str(exc.message or exc))
+                first_match(_PATTERNS, str(exc.message or exc))
                 or _network_code(exc)
                 or (ErrorCode.PROVIDER_ERROR)
             )

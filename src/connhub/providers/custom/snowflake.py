@@ -31,12 +31,17 @@ than the two we implement (browser SSO or OAuth flows would contact other hosts)
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from contextlib import closing
 from typing import Any
 
+from connhub.providers.kinds.driver_errors import (
+    REQUESTS_UNREACHABLE,
+    MessagePatterns,
+    first_match,
+    network_code,
+)
 from connhub.providers.kinds.sql import (
     invalid_option,
     optional_text,
@@ -45,7 +50,7 @@ from connhub.providers.kinds.sql import (
     require_port,
     require_text,
 )
-from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget
+from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget, is_ipv6, url_host
 from connhub.verification.codes import ErrorCode
 from connhub.verification.result import StepFailed
 
@@ -117,23 +122,16 @@ _ERRNO: dict[int, ErrorCode] = {
 }
 # Message patterns for errors without a useful number (Superset's custom_errors approach).
 # Login verdicts first: they beat the generic "could not connect" reading of errno 250001.
-_LOGIN_PATTERNS: tuple[tuple[re.Pattern[str], ErrorCode], ...] = (
+_LOGIN_PATTERNS: MessagePatterns = (
     (re.compile(r"incorrect username or password", re.I), ErrorCode.INVALID_CREDENTIALS),
     (re.compile(r"JWT token is invalid", re.I), ErrorCode.INVALID_CREDENTIALS),
     (re.compile(r"verify the account name", re.I), ErrorCode.INVALID_CONFIG),
 )
-_QUERY_PATTERNS: tuple[tuple[re.Pattern[str], ErrorCode], ...] = (
+_QUERY_PATTERNS: MessagePatterns = (
     (re.compile(r"does not exist or not authorized", re.I), ErrorCode.PERMISSION_DENIED),
     (re.compile(r"insufficient privileges", re.I), ErrorCode.PERMISSION_DENIED),
     (re.compile(r"timed? ?out|timeout", re.I), ErrorCode.TIMEOUT),
 )
-
-
-def _match(patterns: tuple[tuple[re.Pattern[str], ErrorCode], ...], text: str) -> ErrorCode | None:
-    for pattern, code in patterns:
-        if pattern.search(text):
-            return code
-    return None
 
 
 def identifier(config: Mapping[str, Any], key: str) -> str:
@@ -186,26 +184,13 @@ def host(config: Mapping[str, Any]) -> str:
     if config.get("host") in (None, ""):
         return f"{account(config)}.snowflakecomputing.com"
     name = require_host(config)
-    if ":" in name and not _is_ipv6(name):  # "https:" or "host:443": both have their own keys
+    if ":" in name and not is_ipv6(name):  # "https:" or "host:443": both have their own keys
         raise invalid_option(
             "config.host must be a bare host name (put the port in config.port and the "
             "scheme in config.protocol)",
             "host",
         )
     return name
-
-
-def _is_ipv6(text: str) -> bool:
-    try:
-        ipaddress.IPv6Address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _url_host(name: str) -> str:
-    """A host as the connector splices it into ``protocol://host:port`` (IPv6 in brackets)."""
-    return f"[{name}]" if _is_ipv6(name) else name
 
 
 def _whole_seconds(timeout_s: float) -> int:
@@ -270,30 +255,9 @@ def private_key_der(pem: str, passphrase: str | None) -> bytes:
     )
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    """The exception and everything it was raised from or during (cycle-safe)."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not s for s in seen) and len(seen) < 20:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
 def _network_code(exc: BaseException) -> ErrorCode | None:
-    """Timeout or unreachable, judged from the socket-level error at the bottom of the chain."""
-    for cause in _causes(exc):
-        name = type(cause).__name__
-        if isinstance(cause, TimeoutError) or "Timeout" in name:
-            return ErrorCode.TIMEOUT
-    for cause in _causes(exc):
-        if isinstance(cause, OSError) or type(cause).__name__ in (
-            "ConnectionError",
-            "NewConnectionError",
-            "MaxRetryError",
-        ):
-            return ErrorCode.NETWORK_UNREACHABLE
-    return None
+    """Timeout or unreachable from anywhere in the chain, with this connector's class names."""
+    return network_code(exc, unreachable_names=REQUESTS_UNREACHABLE)
 
 
 class SnowflakeAdapter:
@@ -343,7 +307,7 @@ class SnowflakeAdapter:
         kwargs: dict[str, Any] = {
             "account": account(config),
             "user": config["username"],
-            "host": _url_host(name),
+            "host": url_host(name),
             "port": require_port(config, DEFAULT_PORT),
             "protocol": scheme,
             "warehouse": identifier(config, "warehouse"),
@@ -415,7 +379,7 @@ class SnowflakeAdapter:
             if errno is not None and errno in _ERRNO:
                 return _ERRNO[errno]
             text = exc.raw_msg or exc.msg or ""
-            login = _match(_LOGIN_PATTERNS, text)
+            login = first_match(_LOGIN_PATTERNS, text)
             if login is not None:
                 return login
             if errno in (250001, 250003) or (exc.sqlstate or "").startswith("08"):
@@ -423,7 +387,9 @@ class SnowflakeAdapter:
                 return _network_code(exc) or ErrorCode.NETWORK_UNREACHABLE
             if exc.sqlstate == "28000":
                 return ErrorCode.INVALID_CREDENTIALS
-            return _match(_QUERY_PATTERNS, text) or _network_code(exc) or ErrorCode.PROVIDER_ERROR
+            return (
+                first_match(_QUERY_PATTERNS, text) or _network_code(exc) or ErrorCode.PROVIDER_ERROR
+            )
         return _network_code(exc) or ErrorCode.PROVIDER_ERROR
 
 

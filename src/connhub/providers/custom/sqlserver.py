@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from typing import Any
 
+from connhub.providers.kinds.driver_errors import MessagePatterns, exception_chain, first_match
 from connhub.providers.kinds.sql import (
     invalid_option,
     refuse_options,
@@ -38,7 +39,7 @@ from connhub.providers.kinds.sql import (
     require_port,
     require_text,
 )
-from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget
+from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget, is_ipv6
 from connhub.verification.codes import ErrorCode
 from connhub.verification.result import StepFailed
 
@@ -78,7 +79,7 @@ _MSG_NO: dict[int, ErrorCode] = {
     208: ErrorCode.INVALID_CONFIG,  # invalid object name
     911: ErrorCode.INVALID_CONFIG,  # database does not exist (USE)
 }
-_PATTERNS: tuple[tuple[re.Pattern[str], ErrorCode], ...] = (
+_PATTERNS: MessagePatterns = (
     (re.compile(r"Cannot open database", re.I), ErrorCode.PERMISSION_DENIED),
     (re.compile(r"Login failed for user", re.I), ErrorCode.INVALID_CREDENTIALS),
     (re.compile(r"encryption|certificate|TLS|SSL", re.I), ErrorCode.INVALID_CONFIG),
@@ -124,21 +125,11 @@ def encrypt(config: Mapping[str, Any]) -> bool:
 
 def host(config: Mapping[str, Any]) -> str:
     name = require_host(config)  # also refuses "host\\instance" (SQL Browser lookups)
-    if ":" in name and not _is_ipv6(name):
+    if ":" in name and not is_ipv6(name):
         raise invalid_option(
             "config.host must be a host name or IP (put the port in config.port)", "host"
         )
     return name
-
-
-def _is_ipv6(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.IPv6Address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _ca_file() -> str:
@@ -152,15 +143,6 @@ def _open_socket(address: str, port: int, timeout: float) -> socket.socket:
     sock = socket.create_connection((address, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not s for s in seen) and len(seen) < 20:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
 
 
 class SqlServerAdapter:
@@ -245,7 +227,7 @@ class SqlServerAdapter:
             return ErrorCode.NETWORK_UNREACHABLE
         import pytds
 
-        causes = _causes(exc)
+        causes = exception_chain(exc)
         # pytds wraps a retried failure in TimeoutError: judge the server's answer first.
         for cause in causes:
             if isinstance(cause, pytds.Error):
@@ -255,9 +237,9 @@ class SqlServerAdapter:
                     return ErrorCode.PERMISSION_DENIED  # the login worked, the database did not
                 if number in _MSG_NO:
                     return _MSG_NO[number]
-                for pattern, code in _PATTERNS:
-                    if pattern.search(text):
-                        return code
+                by_text = first_match(_PATTERNS, text)
+                if by_text is not None:
+                    return by_text
                 if isinstance(cause, pytds.OperationalError) and number == 0:
                     break
                 return ErrorCode.PROVIDER_ERROR

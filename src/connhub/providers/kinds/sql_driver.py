@@ -10,6 +10,7 @@ worker threads.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,6 +39,24 @@ class ConnectRequest:
     address: str | None
     timeout_s: float
     read_only: bool = False
+
+
+def is_ipv6(text: str) -> bool:
+    """Whether ``text`` is an IPv6 literal (so its colons are not a ``host:port`` separator)."""
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def url_host(name: str) -> str:
+    """A host (or checked address) as spliced into ``scheme://host:port``: IPv6 in brackets.
+
+    Without the brackets a URL parser reads the last group of an IPv6 literal as the port, so
+    the driver would dial somewhere other than the address the egress policy checked.
+    """
+    return f"[{name}]" if is_ipv6(name) else name
 
 
 class SqlAdapter(Protocol):
