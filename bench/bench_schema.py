@@ -117,6 +117,13 @@ def reset_peak(pid: int) -> bool:
         return False
 
 
+def timed(call: Any) -> float:
+    started = time.perf_counter()
+    resp = call()
+    assert resp.status_code == 200, resp.text
+    return time.perf_counter() - started
+
+
 def raw_fetch(conn: psycopg.Connection[Any], limit: int) -> int:
     """What a hand-written endpoint would do: fetch, make dicts, JSON-encode."""
     with conn.cursor() as cur:
@@ -217,6 +224,10 @@ def run(base: str, token: str, pid: int, customer: str, args: argparse.Namespace
         print(f"  raw fetch+JSON median{statistics.median(raw_s) * 1000:7.1f} ms "
               f"-> {raw_rps:9.0f} rows/s")
         print(f"  endpoint / raw       {ours_rps / raw_rps:7.1%}   (target >= 50%)")
+        one = [timed(lambda: api.post(query, json={**sql, "maxRows": 1})) for _ in range(args.runs)]
+        get = [timed(lambda: api.get(f"/api/v1/connections/{cid}")) for _ in range(args.runs)]
+        print(f"  (same query with maxRows=1: {statistics.median(one) * 1000:.1f} ms; "
+              f"GET /connections/{{id}}: {statistics.median(get) * 1000:.1f} ms)")
 
         # 2. the tables listing -----------------------------------------------------------------
         tables = f"/api/v1/connections/{cid}/schema/tables"

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import sqlglot
 
-from connhub.catalog.names import normalized_column_name, normalized_table_name, spec
+from connhub.catalog.names import (
+    normalized_column_name,
+    normalized_table_name,
+    spec,
+    table_listing,
+)
 
 
 @pytest.mark.parametrize(("schema", "table", "expected"), [
@@ -48,3 +53,40 @@ def test_spec_parses_back_to_the_same_table(dialect: str, table: str) -> None:
     parsed = sqlglot.parse_one(f"SELECT * FROM {spec('Sch', table, dialect)}", read=dialect)
     found = parsed.find(sqlglot.exp.Table)
     assert found is not None and (found.db, found.name) == ("Sch", table)
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "mysql", "snowflake", "bigquery"])
+def test_table_listing_matches_the_per_table_functions(dialect: str) -> None:
+    pairs = [("public", "orders"), ("shop", "Weird Table"), ("Sales", "OrderItems"),
+             ("public", "select"), ("PUBLIC", "ITEMS"), ("public", "t_1"), ("x", "2024_sales")]
+    listing = table_listing(pairs, dialect)
+    assert [(e["schema"], e["table"]) for e in listing] == pairs
+    assert [e["spec"] for e in listing] == [spec(s, t, dialect) for s, t in pairs]
+    assert [e["normalizedName"] for e in listing] == [normalized_table_name(s, t)
+                                                      for s, t in pairs]
+
+
+def test_table_listing_keeps_normalized_names_unique() -> None:
+    listing = table_listing([("public", "orders"), ("public_orders", "x"), ("Public", "Orders"),
+                             ("public", "orders_2")], "postgres")
+    assert [e["normalizedName"] for e in listing] == ["public_orders", "public_orders_x",
+                                                      "public_orders_2", "public_orders_2_2"]
+
+
+def test_bigquery_catalog_is_scoped_to_the_configured_dataset() -> None:
+    from connhub.catalog import for_dialect
+    from connhub.errors import BadRequest
+
+    catalog = for_dialect("bigquery", {"projectId": "my-proj", "dataset": "sales"})
+    tables = catalog.tables_query(False)
+    assert "`my-proj`.`sales`.INFORMATION_SCHEMA.TABLES" in tables.sql
+    parsed = sqlglot.parse_one(tables.sql, read="bigquery")
+    assert isinstance(parsed, sqlglot.exp.Select)
+    columns = catalog.columns_query("sales", "orders")
+    assert columns.params == {"schema": "sales", "table": "orders"}
+    assert isinstance(sqlglot.parse_one(columns.sql.replace("%(schema)s", "'s'")
+                                        .replace("%(table)s", "'t'"), read="bigquery"),
+                      sqlglot.exp.Select)
+    for bad in ({}, {"projectId": "my-proj", "dataset": "sales`; DROP"}):
+        with pytest.raises(BadRequest):
+            for_dialect("bigquery", bad).tables_query(False)

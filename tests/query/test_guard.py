@@ -162,3 +162,10 @@ def test_mysql_comment_and_string_edge_cases_parse_like_the_server() -> None:
 def test_parse_error_message_is_short_and_plain() -> None:
     error = refused("SELECT * FROM t WHERE " + "(" * 5)
     assert "\x1b" not in error.message and len(error.message) < 260
+
+
+def test_verdicts_are_cached_but_errors_are_fresh() -> None:
+    first = refused("DELETE FROM t")
+    second = refused("DELETE FROM t")
+    assert first is not second and (first.code, first.message) == (second.code, second.message)
+    assert check("SELECT 1", "postgres") is check("SELECT 1", "postgres")

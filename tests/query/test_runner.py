@@ -71,8 +71,8 @@ def test_pg_writes_fail_in_the_database(pg, pg_customer, sql: str, kind: str) ->
     conn, executor = pg
     with pytest.raises(psycopg.Error) as info:
         executor.query(conn, sql, kind, 10, 5)
-    # The client-cursor path ("show") reaches the read-only transaction; the server-side
-    # cursor path refuses anything but one query before that (DECLARE ... FOR <query>).
+    # The unwrapped path ("show") reaches the read-only transaction; the query path wraps the
+    # text as a subquery (SELECT * FROM (<sql>) ... LIMIT n), where only a query parses.
     expected = {"25006"} if kind == "show" else {"25006", "42601", "0A000"}
     assert info.value.sqlstate in expected, info.value
     assert executor.healthy(conn)

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from connhub.kit.responses import dumps
-from connhub.query.values import jsonable, rows_to_dicts, unique_names
+from connhub.query.values import decimal_text, jsonable, rows_to_dicts, unique_names
 
 
 class Colour(enum.StrEnum):
@@ -64,3 +64,13 @@ def test_rows_and_unique_names() -> None:
     names = unique_names(["a", "a", "b", "a_2"])
     assert names == ["a", "a_2", "b", "a_2_2"]
     assert rows_to_dicts(["x", "y"], [(1, Decimal("2.5"))]) == [{"x": 1, "y": 2.5}]
+
+
+@pytest.mark.parametrize("text", [
+    b"9.50", b"100.00", b"-0.5", b"0", b"-12.000", b"123456789012345", b"1234567890123456",
+    b"0.000001", b"-1.2345678901234", b"12345678901234567890.12", b"NaN", b"Infinity",
+    b"-Infinity", b"99999999999999999999",
+])
+def test_numeric_text_matches_decimal_conversion(text: bytes) -> None:
+    fast, slow = decimal_text(text), jsonable(Decimal(text.decode()))
+    assert fast == slow and type(fast) is type(slow)

@@ -5,13 +5,13 @@ upper case when created unquoted; ``INFORMATION_SCHEMA`` itself is the system sc
 Primary keys come from ``table_constraints``/``key_column_usage`` where the engine has them;
 Snowflake does not enforce them, and on engines without them every column reads ``false``.
 
-Parameters use the DB-API ``%s`` style of the connectors we use (snowflake-connector's
-default ``pyformat``).
+Parameters are written ``%s`` (snowflake-connector and python-tds use ``pyformat``); the
+runner rewrites them for drivers with another style (Databricks: ``named``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connhub.catalog.model import ColumnInfo, Query, TableInfo
@@ -26,7 +26,7 @@ ORDER BY table_schema, table_name
 """
 
 _COLUMNS = """
-SELECT c.column_name, c.data_type, c.is_nullable = 'YES', k.column_name IS NOT NULL
+SELECT c.column_name, c.data_type, c.is_nullable, k.column_name
 FROM information_schema.tables t
 LEFT JOIN information_schema.columns c
        ON c.table_schema = t.table_schema AND c.table_name = t.table_name
@@ -43,11 +43,12 @@ WHERE t.table_schema = %s AND t.table_name = %s
 ORDER BY c.ordinal_position
 """
 
+_YES = frozenset({"YES", "Y", "TRUE", "1"})
 _KINDS = {"BASE TABLE": "table", "VIEW": "view", "MATERIALIZED VIEW": "materialized_view",
           "EXTERNAL TABLE": "foreign_table"}
 
 
-def tables_query(include_system: bool) -> Query:
+def tables_query(include_system: bool, config: Mapping[str, Any] | None = None) -> Query:
     return Query(_TABLES, (1 if include_system else 0,))
 
 
@@ -55,15 +56,16 @@ def tables(rows: Sequence[Sequence[Any]]) -> list[TableInfo]:
     return [TableInfo(str(s), str(t), _KINDS.get(str(k).upper(), "table")) for s, t, k in rows]
 
 
-def columns_query(schema: str, table: str) -> Query:
+def columns_query(schema: str, table: str, config: Mapping[str, Any] | None = None) -> Query:
     return Query(_COLUMNS, (schema, table))
 
 
 def columns(rows: Sequence[Sequence[Any]]) -> list[ColumnInfo] | None:
+    """Booleans are made here: T-SQL has no boolean expressions in a select list."""
     if not rows:
         return None
     return [
-        ColumnInfo(str(name), str(data_type), bool(nullable), bool(primary))
-        for name, data_type, nullable, primary in rows
+        ColumnInfo(str(name), str(data_type), str(nullable).upper() in _YES, key is not None)
+        for name, data_type, nullable, key in rows
         if name is not None
     ]

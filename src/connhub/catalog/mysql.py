@@ -9,7 +9,7 @@ key), so every column of a composite key is marked and nothing else is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connhub.catalog.model import ColumnInfo, Query, TableInfo
@@ -38,7 +38,7 @@ ORDER BY c.ordinal_position
 """
 
 
-def tables_query(include_system: bool) -> Query:
+def tables_query(include_system: bool, config: Mapping[str, Any] | None = None) -> Query:
     return Query(_TABLES, (1 if include_system else 0,))
 
 
@@ -50,7 +50,7 @@ def tables(rows: Sequence[Sequence[Any]]) -> list[TableInfo]:
     ]
 
 
-def columns_query(schema: str, table: str) -> Query:
+def columns_query(schema: str, table: str, config: Mapping[str, Any] | None = None) -> Query:
     return Query(_COLUMNS, (schema, table))
 
 

@@ -13,7 +13,7 @@ foreign tables the session may ``SELECT`` from or see columns of (as
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connhub.catalog.model import ColumnInfo, Query, TableInfo
@@ -52,7 +52,7 @@ ORDER BY a.attnum
 """
 
 
-def tables_query(include_system: bool) -> Query:
+def tables_query(include_system: bool, config: Mapping[str, Any] | None = None) -> Query:
     return Query(_TABLES, {"system": include_system})
 
 
@@ -60,7 +60,11 @@ def tables(rows: Sequence[Sequence[Any]]) -> list[TableInfo]:
     return [TableInfo(str(s), str(t), _KINDS.get(str(k), "table")) for s, t, k in rows]
 
 
-def columns_query(schema: str, table: str) -> Query:
+def table_pairs(rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
+    return [(row[0], row[1]) for row in rows]  # psycopg hands back str for name columns
+
+
+def columns_query(schema: str, table: str, config: Mapping[str, Any] | None = None) -> Query:
     return Query(_COLUMNS, {"schema": schema, "table": table})
 
 

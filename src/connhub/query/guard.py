@@ -37,6 +37,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -82,7 +83,27 @@ class CheckedQuery:
 
 
 def check(sql: str, dialect: str) -> CheckedQuery:
-    """Accept one read-only statement in ``dialect`` or raise ``QueryRefused``."""
+    """Accept one read-only statement in ``dialect`` or raise ``QueryRefused``.
+
+    The verdict depends on nothing but the text and the dialect, so the last few hundred are
+    kept: a dashboard re-running its queries does not pay for parsing each time.
+    """
+    verdict = _cached_check(sql, dialect)
+    if isinstance(verdict, CheckedQuery):
+        return verdict
+    code, message = verdict
+    raise QueryRefused(message, code=code)
+
+
+@lru_cache(maxsize=512)
+def _cached_check(sql: str, dialect: str) -> CheckedQuery | tuple[str, str]:
+    try:
+        return _check(sql, dialect)
+    except QueryRefused as exc:
+        return exc.code, exc.message
+
+
+def _check(sql: str, dialect: str) -> CheckedQuery:
     tokens = _tokenize(sql, dialect)
     _check_lexical(sql, tokens, dialect)
     trees = _parse(sql, dialect)

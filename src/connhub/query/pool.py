@@ -277,8 +277,3 @@ async def close_registry(state: Any) -> None:
         await registry.close()
         with suppress(AttributeError):
             delattr(state, _STATE_ATTR)
-
-
-async def close_now(session: Session) -> None:
-    """Close a session in a worker thread and wait (tests, shutdown paths that must finish)."""
-    await run_blocking(session.conn.close)

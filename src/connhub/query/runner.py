@@ -6,12 +6,14 @@ statement timeout, and at most ``max_rows + 1`` rows are ever fetched (the extra
 
 PostgreSQL (psycopg 3)
     sessions are opened with ``default_transaction_read_only=on`` (the adapter, for
-    ``read_only`` requests); each statement then runs in ``BEGIN READ ONLY`` with
-    ``SET LOCAL statement_timeout``. Queries go through a server-side cursor (``DECLARE ...
-    CURSOR``, ``FETCH FORWARD n``): the server keeps the rest, and ``DECLARE`` accepts exactly
-    one query, so text that slipped past the parser as two statements still cannot run.
-    ``SHOW``/``EXPLAIN`` (which ``DECLARE`` refuses) use a client cursor in binary mode, which
-    forces the extended protocol: again one statement only.
+    ``read_only`` requests) and get the query timeout as their ``statement_timeout``; each
+    user statement then runs in ``BEGIN READ ONLY`` with ``SET LOCAL statement_timeout``,
+    rolled back. The four statements travel in one pipeline (one round trip), and pipeline
+    mode uses the extended protocol, which refuses two statements in one text: what slipped
+    past the parser as ``SELECT 1; DELETE ...`` still cannot run. Queries are wrapped as
+    ``SELECT * FROM (<query>) AS connhub_q LIMIT max_rows + 1``: the server stops producing
+    rows there (a server-side cursor would keep the rest and cost three more round trips).
+    Our own catalog queries run as single autocommit statements under the session defaults.
 MySQL / MariaDB (PyMySQL)
     ``SET SESSION TRANSACTION READ ONLY`` (the adapter) plus ``START TRANSACTION READ ONLY``
     per statement, ``max_statement_time`` (MariaDB, seconds) or ``max_execution_time``
@@ -22,20 +24,23 @@ MySQL / MariaDB (PyMySQL)
     ``ANSI_QUOTES`` so the server tokenizes strings as the guard's parser did.
 Snowflake, BigQuery and others (generic DB-API)
     no read-only transaction exists there: read-only relies on the role the connection logs in
-    with, plus the guard. Snowflake sessions get ``STATEMENT_TIMEOUT_IN_SECONDS``; rows come
-    from ``fetchmany(max_rows + 1)`` (the connectors fetch result chunks lazily).
+    with, plus the guard. Snowflake sessions get ``STATEMENT_TIMEOUT_IN_SECONDS`` and every
+    statement the connector's ``timeout`` (which cancels it server-side); rows come from
+    ``fetchmany(max_rows + 1)`` (the connectors fetch result chunks lazily).
 
 Everything here is blocking and runs in worker threads (``pool.Session.run``).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+log = logging.getLogger(__name__)
 Params = Mapping[str, Any] | Sequence[Any] | None
 
 
@@ -44,6 +49,7 @@ class ResultSet:
     columns: list[str]
     rows: list[Sequence[Any]]
     truncated: bool
+    native: list[bool] = field(default_factory=list)  # columns already JSON (json/jsonb)
 
 
 class Executor(Protocol):
@@ -62,53 +68,74 @@ class Executor(Protocol):
         """Whether the session may go back to the pool after use (or after an error)."""
 
 
+_PG_JSON_TYPES = frozenset({114, 3802})  # json, jsonb: decoded by psycopg into plain JSON
+
+
 def _ms(timeout_s: float) -> int:
     return max(1, math.ceil(timeout_s * 1000))
+
+
+def _pg_numeric_loader() -> type:
+    """A psycopg loader giving ``numeric`` text straight to JSON-safe values (see values.py).
+
+    Most amounts have few digits: parsing them as int/float here skips building a Decimal
+    and converting it again, the largest per-row cost of a query. Longer values still go
+    through ``Decimal`` and keep every digit.
+    """
+    from psycopg.adapt import Loader
+
+    from connhub.query.values import decimal_text
+
+    class NumericLoader(Loader):
+        def load(self, data: Any) -> Any:
+            return decimal_text(bytes(data))
+
+    return NumericLoader
 
 
 class PostgresExecutor:
     def prepare(self, conn: Any, timeout_s: float) -> None:
         conn.autocommit = True  # we issue BEGIN READ ONLY ourselves
-
-    def _begin(self, conn: Any, timeout_s: float) -> None:
-        # Our own fixed text, no parameters: one round trip on the simple protocol.
-        conn.execute(f"BEGIN READ ONLY; SET LOCAL statement_timeout = {_ms(timeout_s)}")
-
-    def _end(self, conn: Any) -> None:
-        # A failed ROLLBACK must not hide the statement's own error; healthy() sees the state.
-        if not conn.closed and not conn.broken:
-            with suppress(Exception):
-                conn.execute("ROLLBACK")
+        conn.adapters.register_loader("numeric", _pg_numeric_loader())
+        # Session-wide bound for our own catalog statements, which run without BEGIN: one
+        # autocommit statement in a session whose default transactions are read-only.
+        conn.execute(f"SET statement_timeout = {_ms(timeout_s)}")
 
     def query(self, conn: Any, sql: str, kind: str, max_rows: int, timeout_s: float) -> ResultSet:
-        self._begin(conn, timeout_s)
-        try:
-            if kind == "select":
-                cursor = conn.cursor(name="connhub_query")
-                cursor.execute(sql)  # no params: the text is not %-formatted
-            else:
-                cursor = conn.cursor()
-                cursor.execute(sql, binary=True)  # binary: extended protocol, one statement
-            try:
-                columns = [col.name for col in cursor.description or ()]
-                rows = cursor.fetchmany(max_rows + 1)
-            finally:
-                if kind != "select":
-                    cursor.close()
-        finally:
-            self._end(conn)
+        from psycopg.pq import TransactionStatus
+
+        statement = sql
         if kind == "select":
-            cursor.close()  # after ROLLBACK: psycopg knows the portal is gone, no round trip
-        return ResultSet(columns, rows[:max_rows], len(rows) > max_rows)
+            # The server stops after max_rows + 1 rows: nothing more is produced or sent.
+            statement = f"SELECT * FROM ({sql}) AS connhub_q LIMIT {int(max_rows) + 1}"  # noqa: S608
+        cursor = conn.cursor()
+        try:
+            # One round trip; pipeline mode sends every statement on the extended protocol,
+            # which refuses more than one statement per query text.
+            with conn.pipeline():
+                conn.execute("BEGIN READ ONLY")
+                conn.execute(f"SET LOCAL statement_timeout = {_ms(timeout_s)}")
+                cursor.execute(statement)  # no params: the text is not %-formatted
+                conn.execute("ROLLBACK")
+            description = cursor.description or ()
+            columns = [col.name for col in description]
+            native = [col.type_code in _PG_JSON_TYPES for col in description]
+            rows = cursor.fetchmany(max_rows + 1)
+        finally:
+            cursor.close()
+            # After an error the pipeline skipped our ROLLBACK: end the transaction here.
+            if (not conn.closed and not conn.broken
+                    and conn.info.transaction_status != TransactionStatus.IDLE):
+                with suppress(Exception):
+                    conn.execute("ROLLBACK")
+        return ResultSet(columns, rows[:max_rows], len(rows) > max_rows, native)
 
     def catalog(self, conn: Any, sql: str, params: Params, timeout_s: float) -> list[Sequence[Any]]:
-        self._begin(conn, timeout_s)
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(sql, params)
-                rows: list[Sequence[Any]] = cursor.fetchall()
-        finally:
-            self._end(conn)
+        # Our own single SELECT: the session is read-only by default and has the statement
+        # timeout (prepare), so BEGIN/ROLLBACK would only add two round trips.
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows: list[Sequence[Any]] = cursor.fetchall()
         return rows
 
     def healthy(self, conn: Any) -> bool:
@@ -140,6 +167,7 @@ def mysql_sql_mode(current: str) -> str:
 
 class MySqlExecutor:
     _UNDRAINED = "_connhub_undrained"
+    _LIMITS = "_connhub_limits"
 
     def prepare(self, conn: Any, timeout_s: float) -> None:
         with conn.cursor() as cursor:
@@ -162,7 +190,10 @@ class MySqlExecutor:
         )
 
     def _begin(self, cursor: Any, conn: Any, timeout_s: float, select_limit: int | None) -> None:
-        cursor.execute(self._limits(conn, timeout_s, select_limit))
+        limits = self._limits(conn, timeout_s, select_limit)
+        if getattr(conn, self._LIMITS, None) != limits:  # unchanged since last time: no trip
+            cursor.execute(limits)
+            setattr(conn, self._LIMITS, limits)
         cursor.execute("START TRANSACTION READ ONLY")
 
     def query(self, conn: Any, sql: str, kind: str, max_rows: int, timeout_s: float) -> ResultSet:
@@ -229,13 +260,25 @@ class GenericExecutor:
             try:
                 seconds = max(1, math.ceil(timeout_s))
                 cursor.execute(f"ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS = {seconds}")
+            except Exception:
+                # Emulators (fakesnow) lack ALTER SESSION; every statement also carries the
+                # connector's own timeout below, which cancels it on the server.
+                log.debug("could not set STATEMENT_TIMEOUT_IN_SECONDS", exc_info=True)
             finally:
                 cursor.close()
+
+    def _execute(self, cursor: Any, sql: str, params: Params, timeout_s: float) -> None:
+        if self.dialect == "snowflake":
+            cursor.execute(sql, params, timeout=max(1, math.ceil(timeout_s)))
+        elif self.dialect == "databricks" and isinstance(params, (list, tuple)):
+            cursor.execute(*named_params(sql, params))  # its connector binds ":name" only
+        else:
+            cursor.execute(sql, params)
 
     def query(self, conn: Any, sql: str, kind: str, max_rows: int, timeout_s: float) -> ResultSet:
         cursor = conn.cursor()
         try:
-            cursor.execute(sql)
+            self._execute(cursor, sql, None, timeout_s)
             columns = [col[0] for col in cursor.description or ()]
             rows = list(cursor.fetchmany(max_rows + 1))
         finally:
@@ -245,7 +288,7 @@ class GenericExecutor:
     def catalog(self, conn: Any, sql: str, params: Params, timeout_s: float) -> list[Sequence[Any]]:
         cursor = conn.cursor()
         try:
-            cursor.execute(sql, params)
+            self._execute(cursor, sql, params, timeout_s)
             return list(cursor.fetchall())
         finally:
             cursor.close()
@@ -253,6 +296,15 @@ class GenericExecutor:
     def healthy(self, conn: Any) -> bool:
         closed = getattr(conn, "is_closed", None)
         return not (closed() if callable(closed) else False)
+
+
+def named_params(sql: str, params: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """``%s`` placeholders (our catalog queries) as ``:p0``, ``:p1``... with a dict."""
+    parts = sql.split("%s")
+    if len(parts) != len(params) + 1:
+        raise ValueError("placeholder count does not match the parameters")
+    text = parts[0] + "".join(f":p{i}{part}" for i, part in enumerate(parts[1:]))
+    return text, {f"p{i}": value for i, value in enumerate(params)}
 
 
 def executor_for(dialect: str) -> Executor:

@@ -28,22 +28,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlglot import exp
 
 from connhub.catalog import ColumnInfo, for_dialect
-from connhub.catalog.names import (
-    normalized_column_name,
-    normalized_table_name,
-    spec,
-    spec_function,
-    table_expression,
-)
+from connhub.catalog.names import normalized_column_name, spec, table_expression, table_listing
 from connhub.connections import service as connections
+from connhub.connections.repository import visible_to
 from connhub.connections.schemas import Status
 from connhub.errors import BadRequest, ConnhubError, InvalidState, NotFound
 from connhub.kit.redact import secret_values
-from connhub.models import Connection
+from connhub.models import Connection, ConnectionSecret
 from connhub.models.base import utcnow
 from connhub.providers.kinds.sql import load_adapter, open_session
 from connhub.query import guard, pool
@@ -51,6 +46,7 @@ from connhub.query.errors import translate
 from connhub.query.runner import Executor, ResultSet, executor_for
 from connhub.query.values import rows_to_dicts, unique_names
 from connhub.runtime import Runtime
+from connhub.secrets import service as secrets
 from connhub.workspaces.principal import Principal, Role
 
 log = logging.getLogger(__name__)
@@ -71,6 +67,7 @@ class Target:
     dialect: str
     config: dict[str, Any]
     credentials: dict[str, str]
+    last_used_at: dt.datetime | None = None
 
 
 class SchemaService:
@@ -85,27 +82,16 @@ class SchemaService:
         self, principal: Principal, connection_id: uuid.UUID, *, include_system: bool
     ) -> dict[str, Any]:
         target = await self._target(principal, connection_id, "schema_browsing")
-        catalog = for_dialect(target.dialect)
+        catalog = for_dialect(target.dialect, target.config)
         query = catalog.tables_query(include_system)
         timeout = self.settings.query_timeout_s
 
-        def work(conn: Any, executor: Executor) -> list[dict[str, Any]]:
+        def work(conn: Any, executor: Executor) -> list[dict[str, str]]:
             rows = executor.catalog(conn, query.sql, query.params, timeout)
-            make_spec = spec_function(target.dialect)
-            taken: set[str] = set()
-            return [
-                {
-                    "schema": info.schema,
-                    "table": info.table,
-                    "normalizedName": _unique(normalized_table_name(info.schema, info.table),
-                                              taken),
-                    "spec": make_spec(info.schema, info.table),
-                }
-                for info in catalog.tables(rows)
-            ]
+            return table_listing(catalog.table_pairs(rows), target.dialect)
 
         tables = await self._run(target, work)
-        await self._touch(target.connection_id)
+        await self._touch(target)
         return {"tables": tables}
 
     async def columns(
@@ -114,7 +100,7 @@ class SchemaService:
         target = await self._target(principal, connection_id, "schema_browsing")
         columns = await self._run(target, lambda conn, ex: self._columns(target, conn, ex,
                                                                           schema, table))
-        await self._touch(target.connection_id)
+        await self._touch(target)
         return {"schema": schema, "table": table, "columns": _column_wire(columns)}
 
     async def sample(
@@ -134,10 +120,11 @@ class SchemaService:
                                                           list[dict[str, Any]]]:
             columns = self._columns(target, conn, executor, schema, table)
             result = executor.query(conn, statement, "select", max_rows, timeout)
-            return columns, result, rows_to_dicts(unique_names(result.columns), result.rows)
+            names = unique_names(result.columns)
+            return columns, result, rows_to_dicts(names, result.rows, native=result.native)
 
         columns, result, rows = await self._run(target, work)
-        await self._touch(target.connection_id)
+        await self._touch(target)
         return {
             "schema": schema, "table": table, "columns": _column_wire(columns), "rows": rows,
             "rowCount": len(rows), "maxRows": max_rows, "truncated": result.truncated,
@@ -156,10 +143,10 @@ class SchemaService:
                                                           list[dict[str, Any]]]:
             result = executor.query(conn, checked.sql, checked.kind, limit, timeout)
             names = unique_names(result.columns)
-            return names, result, rows_to_dicts(names, result.rows)
+            return names, result, rows_to_dicts(names, result.rows, native=result.native)
 
         names, result, rows = await self._run(target, work)
-        await self._touch(target.connection_id)
+        await self._touch(target)
         return {
             "columns": names, "rows": rows, "rowCount": len(rows), "maxRows": limit,
             "truncated": result.truncated, "queryHash": checked.query_hash,
@@ -170,27 +157,45 @@ class SchemaService:
 
     async def _target(self, principal: Principal, connection_id: uuid.UUID,
                       capability: str) -> Target:
+        connections.require(principal, Role.viewer)
         async with self.runtime.sessions() as session:
-            connections.require(principal, Role.viewer)
-            conn = await connections.get(session, principal, connection_id)
-            provider = self.runtime.registry.get(conn.provider)
-            if provider.kind != "sql" or not provider.capabilities.get(capability):
-                raise BadRequest(
-                    f"{provider.display_name} connections do not support "
-                    f"{capability.replace('_', ' ')}",
-                    code="unsupported_provider",
-                )
-            if conn.status != Status.active.value:
-                raise InvalidState(
-                    f"Connection is {conn.status}; it must be active (verify it first)"
-                )
-            credentials = await connections.load_credentials(session, self.runtime.envelope, conn)
-            return Target(conn.id, conn.provider, provider.dialect or conn.provider,
-                          dict(conn.config), credentials)
+            # One round trip for the connection (visibility as in connections.service.get)
+            # and its sealed secret, columns only: this runs on every click of a browser.
+            found = (await session.execute(
+                select(Connection.id, Connection.workspace_id, Connection.provider,
+                       Connection.status, Connection.config, Connection.last_used_at,
+                       ConnectionSecret.workspace_id, ConnectionSecret.connection_id,
+                       ConnectionSecret.sealed)
+                .outerjoin(ConnectionSecret, ConnectionSecret.connection_id == Connection.id)
+                .where(visible_to(principal), Connection.id == connection_id)
+            )).first()
+        if found is None:
+            raise NotFound("Connection not found")
+        conn = _Row(*found[:6])
+        sealed = None
+        if found[8] is not None:
+            sealed = ConnectionSecret(workspace_id=found[6], connection_id=found[7],
+                                      sealed=found[8])
+        provider = self.runtime.registry.get(conn.provider)
+        if provider.kind != "sql" or not provider.capabilities.get(capability):
+            raise BadRequest(
+                f"{provider.display_name} connections do not support "
+                f"{capability.replace('_', ' ')}",
+                code="unsupported_provider",
+            )
+        if conn.status != Status.active.value:
+            raise InvalidState(f"Connection is {conn.status}; it must be active (verify it first)")
+        credentials: dict[str, str] = {}
+        if sealed is not None:
+            if (sealed.workspace_id, sealed.connection_id) != (conn.workspace_id, conn.id):
+                raise NotFound("Connection not found")  # never open another tenant's secret
+            credentials = secrets.open_row(self.runtime.envelope, sealed)
+        return Target(conn.id, conn.provider, provider.dialect or conn.provider,
+                      dict(conn.config), credentials, conn.last_used_at)
 
     def _columns(self, target: Target, conn: Any, executor: Executor, schema: str,
                  table: str) -> list[ColumnInfo]:
-        catalog = for_dialect(target.dialect)
+        catalog = for_dialect(target.dialect, target.config)
         query = catalog.columns_query(schema, table)
         rows = executor.catalog(conn, query.sql, query.params, self.settings.query_timeout_s)
         columns = catalog.columns(rows)
@@ -234,16 +239,25 @@ class SchemaService:
                     # A pooled session the server dropped meanwhile (restart, idle timeout,
                     # terminated backend): everything here is read-only, so run it once more
                     # on a fresh session instead of failing the click.
-                    if attempt == 1 and not session.fresh and not session.reusable():
+                    if (attempt == 1 and not session.fresh and not session.reusable()
+                            and not isinstance(exc, TimeoutError)):
                         log.info("pooled session was dropped by the server; reconnecting")
                         continue
                     raise translate(exc, adapter, timeout_s=settings.query_timeout_s,
                                     secrets=secrets) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _touch(self, connection_id: uuid.UUID) -> None:
-        """``lastUsedAt = now``, skipped if it was set less than a second ago."""
+    async def _touch(self, target: Target) -> None:
+        """``lastUsedAt = now``, skipped if it was set less than a second ago.
+
+        The value read with the connection usually answers that without a round trip; the
+        WHERE clause settles concurrent requests.
+        """
         now = utcnow()
+        last = target.last_used_at
+        if last is not None and now - last < _TOUCH_EVERY:
+            return
+        connection_id = target.connection_id
         try:
             async with self.runtime.sessions() as session:
                 await session.execute(
@@ -256,6 +270,16 @@ class SchemaService:
                 await session.commit()
         except Exception:  # bookkeeping must not fail a query that already succeeded
             log.warning("could not record lastUsedAt", exc_info=True)
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    provider: str
+    status: str
+    config: dict[str, Any]
+    last_used_at: dt.datetime | None
 
 
 def _unique(name: str, taken: set[str]) -> str:

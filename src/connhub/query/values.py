@@ -39,14 +39,35 @@ def _same(value: Any) -> Any:
 
 
 def _decimal(value: Decimal) -> int | float | str:
-    if not value.is_finite():
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # "n" (NaN), "N" (sNaN) or "F" (infinity)
         return "NaN" if value.is_nan() else ("Infinity" if value > 0 else "-Infinity")
-    if value == value.to_integral_value() and abs(value) <= _MAX_EXACT_INT:
-        return int(value)  # SUM(bigint) and numeric(12,0) read as integers
+    if len(digits) <= 15:
+        # Up to 15 significant digits a double holds any decimal exactly enough that its
+        # shortest spelling reads back as the same value: a JSON number loses nothing.
+        if exponent >= 0 or not any(digits[exponent:]):
+            return int(value)  # SUM(bigint), numeric(12,0), 100.00
+        return float(value)
     number = float(value)
     if math.isfinite(number) and Decimal(repr(number)) == value:
+        if number.is_integer() and abs(number) <= _MAX_EXACT_INT:
+            return int(number)
         return number
     return str(value)
+
+
+def decimal_text(text: bytes) -> int | float | str:
+    """``_decimal`` for a numeric's text form (``-123.45``, ``NaN``, ``Infinity``)."""
+    # At most 16 characters with a final digit: at most 15 digits beside sign and point, and
+    # never NaN/Infinity; PostgreSQL writes numerics without exponents.
+    if len(text) <= 16 and text[-1:].isdigit() and b"e" not in text and b"E" not in text:
+        if b"." not in text:
+            return int(text)
+        whole, _, fraction = text.partition(b".")
+        if not fraction.rstrip(b"0"):
+            return int(whole)  # 100.00
+        return float(text)  # at most 15 digits: exact as far as JSON can tell
+    return _decimal(Decimal(text.decode("ascii")))
 
 
 def _float(value: float) -> float | str:
@@ -131,15 +152,38 @@ def jsonable(value: Any) -> Any:
     return converter_for(type(value))(value)
 
 
-def rows_to_dicts(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    """``[{column: value}]`` with every value JSON-safe."""
-    get = _CONVERTERS.get
+def rows_to_dicts(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, native: Sequence[bool] = ()
+) -> list[dict[str, Any]]:
+    """``[{column: value}]`` with every value JSON-safe.
+
+    A column's converter is picked from its first non-NULL value (a column has one type), and
+    columns whose values need nothing (int, text, timestamps...) are not touched per row;
+    ``native[i]`` marks columns already JSON-native (json/jsonb decoded by the driver). A
+    value of another type than its column's first one still gets its own converter.
+    """
+    width = len(columns)
+    todo: list[tuple[int, str, type, Converter]] = []
+    for index, name in enumerate(columns):
+        if index < len(native) and native[index]:
+            continue
+        first = next((row[index] for row in rows if row[index] is not None), None)
+        if first is None:
+            continue
+        kind = type(first)
+        conv = _CONVERTERS.get(kind) or converter_for(kind)
+        # Containers are checked too: a numeric[] or a nested Decimal must be converted.
+        if conv is not _same or kind in (list, tuple, dict):
+            todo.append((index, name, kind, conv))
     out: list[dict[str, Any]] = []
     for row in rows:
-        record: dict[str, Any] = {}
-        for name, value in zip(columns, row, strict=True):
-            conv = get(type(value)) or converter_for(type(value))
-            record[name] = value if conv is _same else conv(value)
+        if len(row) != width:
+            raise ValueError("row width does not match the columns")
+        record = dict(zip(columns, row, strict=True))
+        for index, name, kind, conv in todo:
+            value = row[index]
+            if value is not None:
+                record[name] = conv(value) if type(value) is kind else jsonable(value)
         out.append(record)
     return out
 
