@@ -113,7 +113,7 @@ def seed(url: str, workspace_id: uuid.UUID, user_id: uuid.UUID, n: int) -> list[
 def wrk(url: str, token: str, seconds: int, script: str | None = None) -> tuple[float, float]:
     cmd = [
         "wrk",
-        "-t2",
+        "-t1",  # one load thread: the 2 cores go to the server and its store
         "-c16",
         f"-d{seconds}s",
         "--latency",
@@ -199,7 +199,7 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.05)
         s = args.seconds
-        print(f"store={args.store}  one uvicorn worker (uvloop, httptools), wrk -t2 -c16 -d{s}s")
+        print(f"store={args.store}  one uvicorn worker (uvloop, httptools), wrk -t1 -c16 -d{s}s")
         results = {}
         for label, path in [
             ("bare hello", "/bench/hello"),

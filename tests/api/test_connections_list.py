@@ -187,3 +187,26 @@ async def test_users_map_covers_updaters(client, make_caller) -> None:
     )
     data = (await client.get("/api/v1/connections", headers=admin.headers)).json()
     assert set(data["users"]) == {str(admin.user_id), str(member.user_id)}
+
+
+async def test_list_items_equal_the_single_get(client, admin, runtime) -> None:
+    """The page renders JSON columns verbatim; it must say exactly what GET says."""
+    made = await seed(client, admin, ["one", "two"])
+    cid = made[0]["id"]
+    from connhub.models import Connection
+
+    async with runtime.sessions() as session:  # a verified connection has details to show
+        conn = await session.get(Connection, __import__("uuid").UUID(cid))
+        conn.verification_details = {
+            "checks": [{"name": "connectivity", "status": "passed"}],
+            "identity": {"user": "ü"},
+            "durationMs": 3,
+        }
+        await session.commit()
+    listing = (await client.get("/api/v1/connections", headers=admin.headers)).json()
+    for item in listing["connections"]:
+        single = (
+            await client.get(f"/api/v1/connections/{item['id']}", headers=admin.headers)
+        ).json()
+        assert item == single
+    assert listing["connections"][0]["verificationDetails"]["identity"] == {"user": "ü"}

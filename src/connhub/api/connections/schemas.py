@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from connhub.connections.schemas import Page, Visibility
@@ -137,6 +138,9 @@ _FIELDS = (
 )
 
 
+_RAW = frozenset({"config", "verification_details", "credential_keys"})
+
+
 def _finish(out: dict[str, Any]) -> dict[str, Any]:
     out["hasCredentials"] = bool(out["hasCredentials"])
     out["verificationDetails"] = out["verificationDetails"] or {}
@@ -149,12 +153,25 @@ def to_wire(conn: Connection | Any) -> dict[str, Any]:
 
 
 def rows_to_wire(rows: list[Any]) -> list[dict[str, Any]]:
-    """Many rows by position: the list endpoint renders 50 of these per call."""
+    """Many page rows by position: the list endpoint renders 50 of these per call.
+
+    The page query returns the JSON columns as text; they are embedded verbatim.
+    """
     if not rows:
         return []
     index = {name: i for i, name in enumerate(rows[0]._fields)}
-    plan = [(wire, index[attr]) for wire, attr in _FIELDS]
-    return [_finish({wire: row[i] for wire, i in plan}) for row in rows]
+    plan = [(wire, index[attr]) for wire, attr in _FIELDS if attr not in _RAW]
+    config, details, keys = (
+        index[name] for name in ("config", "verification_details", "credential_keys")
+    )
+    out = []
+    for row in rows:
+        item = {wire: row[i] for wire, i in plan}
+        item["config"] = orjson.Fragment(row[config] or "{}")
+        item["verificationDetails"] = orjson.Fragment(row[details] or "{}")
+        item["hasCredentials"] = (row[keys] or "[]").replace(" ", "") != "[]"
+        out.append(item)
+    return out
 
 
 def page_to_wire(page: Page) -> dict[str, Any]:
