@@ -27,7 +27,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from connhub.connections.schemas import ListQuery, Order, SortBy
 from connhub.models import Connection, Dependent, User
@@ -168,6 +168,53 @@ def _page_statement(shape: _PageShape) -> Select[Any]:
     return stmt
 
 
+class _RecordRow(tuple[Any, ...]):
+    """A driver record with the attribute access of a SQLAlchemy ``Row`` (by column name)."""
+
+    _fields: tuple[str, ...] = ()
+    _index: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[self._index[name]]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@functools.lru_cache(maxsize=256)
+def _asyncpg_plan(
+    statement: Select[Any], dialect: Any
+) -> tuple[str, tuple[str, ...], dict[str, Any], type[_RecordRow]]:
+    """A prebuilt statement compiled once for asyncpg: text, parameter order, the values of
+    its literal binds (``'global'``, the epoch), and a row class naming its columns."""
+    compiled = statement.compile(dialect=dialect)
+    fields = tuple(column[0] for column in compiled._result_columns)
+    row_class = type(
+        "RecordRow",
+        (_RecordRow,),
+        {"_fields": fields, "_index": {name: i for i, name in enumerate(fields)}},
+    )
+    literals = {k: v for k, v in compiled.params.items() if v is not None}
+    return compiled.string, tuple(compiled.positiontup or ()), literals, row_class
+
+
+async def _fetch_asyncpg(
+    connection: AsyncConnection, statement: Select[Any], params: dict[str, Any]
+) -> list[Any]:
+    """Run a prebuilt read statement through asyncpg directly (PostgreSQL hot paths).
+
+    On the list and get endpoints SQLAlchemy's per-row result processing cost more than
+    PostgreSQL's own work; asyncpg already returns UTC-aware timestamps and decoded JSON.
+    Only statements without expanding (IN-list) parameters come here.
+    """
+    sql, order, literals, row_class = _asyncpg_plan(statement, connection.dialect)
+    values = {**literals, **params}
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None  # a checked-out connection always has its driver connection
+    records = await driver.fetch(sql, *(values[name] for name in order))
+    return [row_class(record) for record in records]
+
+
 async def page(
     session: AsyncSession,
     principal: Principal,
@@ -206,8 +253,10 @@ async def page(
         params["after_value"], params["after_id"] = after
     if use_offset:
         params["offset"] = query.offset
-    # A Core execution on the session's connection: no ORM loading machinery for plain rows.
     connection = await session.connection()
+    if connection.dialect.name == "postgresql" and not (shape.providers or shape.statuses):
+        return await _fetch_asyncpg(connection, _page_statement(shape), params)
+    # A Core execution on the session's connection: no ORM loading machinery for plain rows.
     result = await connection.execute(_page_statement(shape), params)
     return list(result.all())
 
@@ -256,8 +305,11 @@ async def view(
     if not principal.is_admin:
         params["uid"] = principal.user_id
     connection = await session.connection()
-    result = await connection.execute(_VIEWS[(by, principal.is_admin)], params)
-    row: Row[Any] | None = result.first()
+    statement = _VIEWS[(by, principal.is_admin)]
+    if connection.dialect.name == "postgresql":
+        rows = await _fetch_asyncpg(connection, statement, params)
+        return rows[0] if rows else None
+    row: Row[Any] | None = (await connection.execute(statement, params)).first()
     return row
 
 
