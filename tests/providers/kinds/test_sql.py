@@ -176,6 +176,9 @@ async def test_egress_policy_blocks_loopback(fake: FakeAdapter, listener: int) -
 
 
 async def test_refused_port_is_network_unreachable(fake: FakeAdapter) -> None:
+    # A real driver cannot log in to a refused port either; the login's failure makes the
+    # kind probe TCP, and the probe's refusal decides the step.
+    fake.connect_error = ConnectionRefusedError(111, "Connection refused")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, not listening: connections are refused

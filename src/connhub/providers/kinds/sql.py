@@ -245,6 +245,11 @@ def _set_done(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+# How long the login may take before a separate TCP probe runs to tell the network from the
+# login (a healthy server logs in well within this).
+_PROBE_AFTER_S = 0.25
+
+
 def _consume_outcome(future: asyncio.Future[Any]) -> None:
     """An abandoned speculative login's error is not news: read it so asyncio stays quiet."""
     if not future.cancelled():
@@ -297,11 +302,12 @@ class _SqlRun:
         ]
 
     async def connectivity(self, ctx: StepContext) -> str:
-        """Resolve and check the target once, then prove TCP reaches the checked address.
+        """Resolve and check the target once, then show TCP reaches the checked address.
 
-        The login starts as soon as the address is checked, overlapping the TCP probe: each
-        is a new server process on PostgreSQL, so run back to back they would cost two
-        connects. If the probe fails the login is abandoned and only connectivity reports.
+        The login starts as soon as the address is checked. A healthy server answers it
+        within moments, and that login is the proof that TCP works: a separate probe would
+        cost the server another process (PostgreSQL forks one per connection). Only when the
+        login fails or is slow does a TCP probe run, to tell the network from the login.
         """
         ctx.defer(self.holder.abandon)
         try:
@@ -319,8 +325,19 @@ class _SqlRun:
             )
             await self._check_extra_targets(ctx)
             self.address = resolved.address
+            connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._connected = connected
             self._login = asyncio.ensure_future(self._login_now(ctx))
             self._login.add_done_callback(_consume_outcome)
+            first: set[asyncio.Future[Any]] = {connected, self._login}
+            await asyncio.wait(
+                first,
+                timeout=min(_PROBE_AFTER_S, ctx.remaining()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if connected.done():
+                ctx.identity.update(host=target.host, port=target.port, address=resolved.address)
+                return f"Successfully connected to {self.display} at {where}"
             _reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(resolved.address, target.port), ctx.remaining()
             )
@@ -362,7 +379,7 @@ class _SqlRun:
         One thread hand-off instead of two: each costs more than the ``SELECT 1`` itself.
         """
         loop = asyncio.get_running_loop()
-        connected: asyncio.Future[None] = loop.create_future()
+        connected = self._connected or loop.create_future()
         self._connected = connected
 
         def signal() -> None:  # worker thread
