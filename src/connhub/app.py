@@ -21,6 +21,8 @@ from connhub.query.pool import close_registry as close_query_pools
 from connhub.ratelimit import build_limiter
 from connhub.runtime import build_runtime
 
+_GC_THRESHOLDS = (20_000, 20, 50)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -33,6 +35,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # re-scanning it on every collection (shorter pauses under load).
         gc.collect()
         gc.freeze()
+        # A list page allocates thousands of short-lived, acyclic objects; with the default
+        # gen-0 threshold (700) that meant several collections per request, landing as
+        # latency spikes at p99. Cycles still get collected, just in fewer, larger batches.
+        gc.set_threshold(*_GC_THRESHOLDS)
         try:
             yield
         finally:

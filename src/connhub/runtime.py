@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from connhub.config import Settings
 from connhub.errors import ConfigurationError
 from connhub.kit.crypto import CryptoError, Envelope, KeyMismatch, KeyMissing, LocalKeyFile
-from connhub.kit.db import make_engine, make_sessionmaker
+from connhub.kit.db import make_engine, make_sessionmaker, reader_engine
 from connhub.kit.egress import EgressPolicy
 from connhub.kit.ttlcache import TTLCache
 from connhub.providers.registry import ProviderRegistry, default_registry
@@ -26,7 +26,7 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    readers: async_sessionmaker[AsyncSession]
+    reads: AsyncEngine  # autocommit where it helps: see kit.db.reader_engine
     envelope: Envelope
     registry: ProviderRegistry
     egress: EgressPolicy
@@ -78,7 +78,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         settings=settings,
         engine=engine,
         sessions=sessions,
-        readers=make_sessionmaker(engine, read_only=True),
+        reads=reader_engine(engine),
         envelope=envelope,
         registry=default_registry(),
         egress=EgressPolicy.from_settings(settings),

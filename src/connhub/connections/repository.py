@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -169,16 +170,14 @@ def _page_statement(shape: _PageShape) -> Select[Any]:
 
 
 class _RecordRow(tuple[Any, ...]):
-    """A driver record with the attribute access of a SQLAlchemy ``Row`` (by column name)."""
+    """A driver record with the attribute access of a SQLAlchemy ``Row`` (by column name).
 
+    Subclasses made per statement give each column a C-level property (``itemgetter``): a
+    ``__getattr__`` fallback would raise and swallow an AttributeError on every access.
+    """
+
+    __slots__ = ()
     _fields: tuple[str, ...] = ()
-    _index: dict[str, int] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[self._index[name]]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -189,11 +188,8 @@ def _asyncpg_plan(
     its literal binds (``'global'``, the epoch), and a row class naming its columns."""
     compiled = statement.compile(dialect=dialect)
     fields = tuple(column[0] for column in compiled._result_columns)
-    row_class = type(
-        "RecordRow",
-        (_RecordRow,),
-        {"_fields": fields, "_index": {name: i for i, name in enumerate(fields)}},
-    )
+    columns = {name: property(operator.itemgetter(i)) for i, name in enumerate(fields)}
+    row_class = type("RecordRow", (_RecordRow,), {"_fields": fields, "__slots__": (), **columns})
     literals = {k: v for k, v in compiled.params.items() if v is not None}
     return compiled.string, tuple(compiled.positiontup or ()), literals, row_class
 
@@ -216,7 +212,7 @@ async def _fetch_asyncpg(
 
 
 async def page(
-    session: AsyncSession,
+    connection: AsyncConnection,
     principal: Principal,
     query: ListQuery,
     after: tuple[Any, uuid.UUID] | None,
@@ -253,17 +249,16 @@ async def page(
         params["after_value"], params["after_id"] = after
     if use_offset:
         params["offset"] = query.offset
-    connection = await session.connection()
     if connection.dialect.name == "postgresql" and not (shape.providers or shape.statuses):
         return await _fetch_asyncpg(connection, _page_statement(shape), params)
-    # A Core execution on the session's connection: no ORM loading machinery for plain rows.
+    # A Core execution: no ORM loading machinery for plain rows.
     result = await connection.execute(_page_statement(shape), params)
     return list(result.all())
 
 
-async def count(session: AsyncSession, principal: Principal, query: ListQuery) -> int:
+async def count(connection: AsyncConnection, principal: Principal, query: ListQuery) -> int:
     stmt = filtered(principal, query, func.count())
-    return int((await session.execute(stmt)).scalar_one())
+    return int((await connection.execute(stmt)).scalar_one())
 
 
 def sort_value(conn: Any, sort_by: SortBy) -> Any:
@@ -293,7 +288,7 @@ _VIEWS = {
 
 
 async def view(
-    session: AsyncSession,
+    connection: AsyncConnection,
     principal: Principal,
     *,
     connection_id: uuid.UUID | None = None,
@@ -304,7 +299,6 @@ async def view(
     params: dict[str, Any] = {"ws": principal.workspace_id, "key": key}
     if not principal.is_admin:
         params["uid"] = principal.user_id
-    connection = await session.connection()
     statement = _VIEWS[(by, principal.is_admin)]
     if connection.dialect.name == "postgresql":
         rows = await _fetch_asyncpg(connection, statement, params)

@@ -26,6 +26,7 @@ from connhub.connections.schemas import (
 )
 from connhub.errors import BadRequest, Conflict, Forbidden, ImmutableField, InvalidState, NotFound
 from connhub.kit.crypto import Envelope
+from connhub.kit.db import Reader
 from connhub.kit.slugs import SLUG_PATTERN, slugify
 from connhub.models import Connection
 from connhub.models.base import utcnow
@@ -41,17 +42,18 @@ def require(principal: Principal, role: Role) -> None:
         raise Forbidden(f"This action needs the {role.value} role")
 
 
-async def list_connections(session: AsyncSession, principal: Principal, query: ListQuery) -> Page:
+async def list_connections(reader: Reader, principal: Principal, query: ListQuery) -> Page:
     after = None
     if query.cursor:
         after = cursors.decode(query.cursor, sort_by=query.sort_by.value, order=query.order.value)
     cursor_mode = query.cursor is not None
-    rows = list(await repo.page(session, principal, query, after, with_total=not cursor_mode))
+    connection = await reader.connection()
+    rows = list(await repo.page(connection, principal, query, after, with_total=not cursor_mode))
     has_next = len(rows) > query.limit
     items = rows[: query.limit]
     total = None
     if not cursor_mode:
-        total = rows[0].total_count if rows else await repo.count(session, principal, query)
+        total = rows[0].total_count if rows else await repo.count(connection, principal, query)
     next_cursor = None
     if has_next and items:
         last = items[-1]
@@ -80,14 +82,16 @@ async def list_connections(session: AsyncSession, principal: Principal, query: L
 
 
 async def view(
-    session: AsyncSession,
+    reader: Reader,
     principal: Principal,
     *,
     connection_id: uuid.UUID | None = None,
     slug: str | None = None,
 ) -> Any:
     """A read-only view of one connection (attribute access like the model)."""
-    row = await repo.view(session, principal, connection_id=connection_id, slug=slug)
+    row = await repo.view(
+        await reader.connection(), principal, connection_id=connection_id, slug=slug
+    )
     if row is None:
         raise NotFound("Connection not found")
     return row

@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -53,17 +54,47 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     )
 
 
-def make_sessionmaker(
-    engine: AsyncEngine, *, read_only: bool = False
-) -> async_sessionmaker[AsyncSession]:
-    """Sessions for units of work; ``read_only`` ones run in autocommit (single statements).
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for units of work (ORM objects, flush, commit)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def reader_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for single-statement reads: autocommit on PostgreSQL.
 
     A read of one page or one row needs no transaction: autocommit skips the BEGIN and the
-    ROLLBACK round trips that would otherwise cost more than the query itself.
+    ROLLBACK round trips that would otherwise cost more than the query itself. (SQLite: no
+    gain, more hops.)
     """
-    autocommit = read_only and engine.dialect.name == "postgresql"  # SQLite: no gain, more hops
-    bind = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
-    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
+class Reader:
+    """One request's read access to the store: a connection checked out on first use.
+
+    Lighter than an ``AsyncSession`` (no identity map, no transaction bookkeeping), which on
+    the list and get endpoints cost as much as the query. Lazy so that a request holds no
+    store connection before it needs one: the embedded SQLite store has exactly one, and the
+    caller's principal may need it first.
+    """
+
+    __slots__ = ("_engine", "_connection")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    async def connection(self) -> AsyncConnection:
+        if self._connection is None:
+            self._connection = await self._engine.connect()
+        return self._connection
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()
 
 
 def sync_url(async_url: str) -> str:

@@ -33,7 +33,7 @@ ConnectionId = Annotated[uuid.UUID, "connection id"]
 @router.get("/", response_model=ConnectionList, summary="List Connections")
 async def list_connections(
     request: Request,
-    session: ReaderDep,
+    reader: ReaderDep,
     principal: PrincipalDep,
     q: Annotated[str | None, Query(max_length=255, description="Search by name or slug")] = None,
     provider: Annotated[list[str] | None, Query(max_length=100)] = None,
@@ -59,7 +59,7 @@ async def list_connections(
         offset=offset,
         cursor=cursor,
     )
-    page = await service.list_connections(session, principal, query)
+    page = await service.list_connections(reader, principal, query)
     return JSONResponse(page_to_wire(page))
 
 
@@ -87,17 +87,17 @@ async def create_connection(
 
 @router.get("/slug/{slug}", response_model=ConnectionOut, summary="Get Connection By Slug")
 async def get_by_slug(
-    slug: Annotated[str, "slug"], session: ReaderDep, principal: PrincipalDep
+    slug: Annotated[str, "slug"], reader: ReaderDep, principal: PrincipalDep
 ) -> Response:
-    return JSONResponse(to_wire(await service.view(session, principal, slug=slug)))
+    return JSONResponse(to_wire(await service.view(reader, principal, slug=slug)))
 
 
 @router.get("/{connection_id}", response_model=ConnectionOut, summary="Get Connection")
 async def get_connection(
-    connection_id: uuid.UUID, session: ReaderDep, principal: PrincipalDep
+    connection_id: uuid.UUID, reader: ReaderDep, principal: PrincipalDep
 ) -> Response:
     return JSONResponse(
-        to_wire(await service.view(session, principal, connection_id=connection_id))
+        to_wire(await service.view(reader, principal, connection_id=connection_id))
     )
 
 
