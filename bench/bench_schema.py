@@ -80,8 +80,10 @@ def build_customer(name: str, tables: int, rows: int) -> None:
                 FROM generate_series(1, {rows}) AS g"""
         )
         conn.execute("VACUUM ANALYZE bench.big")
-    print(f"setup: {tables} tables in {made - started:.1f} s, "
-          f"{rows:,} rows in {time.perf_counter() - made:.1f} s")
+    print(
+        f"setup: {tables} tables in {made - started:.1f} s, "
+        f"{rows:,} rows in {time.perf_counter() - made:.1f} s"
+    )
 
 
 def drop_customer(name: str) -> None:
@@ -94,7 +96,8 @@ async def make_token(settings: Settings) -> str:
     async with make_sessionmaker(engine)() as session:
         ws = await workspaces.create_workspace(session, name="bench")
         token, _user, _ws = await workspaces.create_token(
-            session, workspace_ref=ws.slug, email="bench@example.com", role=Role.admin)
+            session, workspace_ref=ws.slug, email="bench@example.com", role=Role.admin
+        )
         await commit(session)
     await engine.dispose()
     return token
@@ -130,8 +133,7 @@ def raw_fetch(conn: psycopg.Connection[Any], limit: int) -> int:
         cur.execute(f"SELECT * FROM bench.big LIMIT {limit + 1}")  # noqa: S608 (int)
         names = [d.name for d in cur.description or ()]
         rows = cur.fetchmany(limit + 1)
-    body = orjson.dumps([dict(zip(names, row, strict=True)) for row in rows[:limit]],
-                        default=str)
+    body = orjson.dumps([dict(zip(names, row, strict=True)) for row in rows[:limit]], default=str)
     return len(body)
 
 
@@ -159,9 +161,15 @@ def main() -> None:
         migrate.upgrade(url)
         token = asyncio.run(make_token(settings))
         port = free_port()
-        env = {**os.environ, "CONNHUB_HOME": str(home), "CONNHUB_DATABASE_URL": url,
-               "CONNHUB_LOG_LEVEL": "WARNING", "CONNHUB_EGRESS_ALLOW": "127.0.0.1",
-               "CONNHUB_RATE_LIMIT_ENABLED": "false", "BENCH_PORT": str(port)}
+        env = {
+            **os.environ,
+            "CONNHUB_HOME": str(home),
+            "CONNHUB_DATABASE_URL": url,
+            "CONNHUB_LOG_LEVEL": "WARNING",
+            "CONNHUB_EGRESS_ALLOW": "127.0.0.1",
+            "CONNHUB_RATE_LIMIT_ENABLED": "false",
+            "BENCH_PORT": str(port),
+        }
         server = subprocess.Popen([sys.executable, str(HERE / "serve_for_bench.py")], env=env)
         base = f"http://127.0.0.1:{port}"
         for _ in range(300):
@@ -181,10 +189,12 @@ def main() -> None:
 
 def run(base: str, token: str, pid: int, customer: str, args: argparse.Namespace) -> None:
     headers = {"Authorization": f"Bearer {token}"}
-    body = {"name": "bench", "provider": "postgres",
-            "config": {"host": "127.0.0.1", "port": 5432, "database": customer,
-                       "username": "postgres"},
-            "credentials": {"password": "unused-under-trust"}}
+    body = {
+        "name": "bench",
+        "provider": "postgres",
+        "config": {"host": "127.0.0.1", "port": 5432, "database": customer, "username": "postgres"},
+        "credentials": {"password": "unused-under-trust"},
+    }
     raw = psycopg.connect(ADMIN.rsplit("/", 1)[0] + f"/{customer}", autocommit=True)
     with httpx.Client(base_url=base, headers=headers, timeout=60) as api:
         cid = api.post("/api/v1/connections", json=body).json()["id"]
@@ -216,18 +226,26 @@ def run(base: str, token: str, pid: int, customer: str, args: argparse.Namespace
         ours_rps = 1000 / statistics.median(ours_s)
         raw_rps = 1000 / statistics.median(raw_s)
         print(f"query over {args.rows:,} rows, default cap 1,000 rows, {args.runs} runs:")
-        print(f"  server RSS before {before['VmRSS'] / 1024:.1f} MB, peak after "
-              f"{after['VmHWM'] / 1024:.1f} MB (peak reset: {peak_reset})")
+        print(
+            f"  server RSS before {before['VmRSS'] / 1024:.1f} MB, peak after "
+            f"{after['VmHWM'] / 1024:.1f} MB (peak reset: {peak_reset})"
+        )
         print(f"  peak memory growth   {growth_mb:7.1f} MB   (target <= 30 MB)")
-        print(f"  endpoint median      {statistics.median(ours_s) * 1000:7.1f} ms "
-              f"-> {ours_rps:9.0f} rows/s")
-        print(f"  raw fetch+JSON median{statistics.median(raw_s) * 1000:7.1f} ms "
-              f"-> {raw_rps:9.0f} rows/s")
+        print(
+            f"  endpoint median      {statistics.median(ours_s) * 1000:7.1f} ms "
+            f"-> {ours_rps:9.0f} rows/s"
+        )
+        print(
+            f"  raw fetch+JSON median{statistics.median(raw_s) * 1000:7.1f} ms "
+            f"-> {raw_rps:9.0f} rows/s"
+        )
         print(f"  endpoint / raw       {ours_rps / raw_rps:7.1%}   (target >= 50%)")
         one = [timed(lambda: api.post(query, json={**sql, "maxRows": 1})) for _ in range(args.runs)]
         get = [timed(lambda: api.get(f"/api/v1/connections/{cid}")) for _ in range(args.runs)]
-        print(f"  (same query with maxRows=1: {statistics.median(one) * 1000:.1f} ms; "
-              f"GET /connections/{{id}}: {statistics.median(get) * 1000:.1f} ms)")
+        print(
+            f"  (same query with maxRows=1: {statistics.median(one) * 1000:.1f} ms; "
+            f"GET /connections/{{id}}: {statistics.median(get) * 1000:.1f} ms)"
+        )
 
         # 2. the tables listing -----------------------------------------------------------------
         tables = f"/api/v1/connections/{cid}/schema/tables"

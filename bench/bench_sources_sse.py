@@ -46,8 +46,13 @@ WARMUP = 2
 
 def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
     out = subprocess.run(  # noqa: S603 - our own interpreter and CLI
-        [sys.executable, "-m", "connhub.cli", *args], env=env, check=True,
-        capture_output=True, text=True, timeout=120)
+        [sys.executable, "-m", "connhub.cli", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
@@ -55,8 +60,11 @@ def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
 def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "connhub.cli", "serve", "--port", str(port)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [sys.executable, "-m", "connhub.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -71,8 +79,9 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("connhub serve did not start")
 
 
-async def one_test(http: httpx.AsyncClient, url: str, headers: dict[str, str],
-                   payload: dict[str, Any]) -> tuple[float, float, bool, str]:
+async def one_test(
+    http: httpx.AsyncClient, url: str, headers: dict[str, str], payload: dict[str, Any]
+) -> tuple[float, float, bool, str]:
     """Seconds to the first ``step`` and to ``done``, ``done``'s success, the failed check."""
     started = time.perf_counter()
     first = done = None
@@ -94,8 +103,11 @@ async def one_test(http: httpx.AsyncClient, url: str, headers: dict[str, str],
                     data = block.split("data: ", 1)[1]
                     result = json.loads(data)
                     success = bool(result["success"])
-                    failed = ", ".join(f"{step['name']}: {step.get('code')}"
-                                       for step in result["steps"] if step["status"] == "failed")
+                    failed = ", ".join(
+                        f"{step['name']}: {step.get('code')}"
+                        for step in result["steps"]
+                        if step["status"] == "failed"
+                    )
     if first is None or done is None:
         raise SystemExit("stream ended without step/done events")
     return first, done, success, failed
@@ -106,15 +118,26 @@ def report(label: str, samples: list[tuple[float, float, bool, str]]) -> None:
     dones = [s[1] * 1000 for s in samples]
     ok = sum(s[2] for s in samples)
     failures = sorted({s[3] for s in samples if s[3]})
-    print(f"{label} ({len(samples)} runs, success {ok}/{len(samples)})"
-          + (f"  failed: {'; '.join(failures)}" if failures else ""))
+    print(
+        f"{label} ({len(samples)} runs, success {ok}/{len(samples)})"
+        + (f"  failed: {'; '.join(failures)}" if failures else "")
+    )
     for name, values in (("first step", firsts), ("done      ", dones)):
-        print(f"  {name}  median {statistics.median(values):8.1f} ms   "
-              f"min {min(values):8.1f}   max {max(values):8.1f}")
+        print(
+            f"  {name}  median {statistics.median(values):8.1f} ms   "
+            f"min {min(values):8.1f}   max {max(values):8.1f}"
+        )
 
 
-async def bench(url: str, headers: dict[str, str], snow_config: dict[str, Any],
-                hole_config: dict[str, Any], runs: int, hole_runs: int, budget: float) -> None:
+async def bench(
+    url: str,
+    headers: dict[str, str],
+    snow_config: dict[str, Any],
+    hole_config: dict[str, Any],
+    runs: int,
+    hole_runs: int,
+    budget: float,
+) -> None:
     async with httpx.AsyncClient(timeout=budget + 30) as http:
         snow = {"source_type": "snowflake", "config": snow_config}
         for _ in range(WARMUP):
@@ -136,12 +159,27 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="connhub-bench-") as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONNHUB_")}
-        env.update({"CONNHUB_HOME": home, "CONNHUB_EGRESS_ALLOW": "127.0.0.1",
-                    "CONNHUB_VERIFY_BUDGET_S": str(args.budget), "CONNHUB_LOG_LEVEL": "WARNING",
-                    "CONNHUB_RATE_LIMIT_ENABLED": "false"})
+        env.update(
+            {
+                "CONNHUB_HOME": home,
+                "CONNHUB_EGRESS_ALLOW": "127.0.0.1",
+                "CONNHUB_VERIFY_BUDGET_S": str(args.budget),
+                "CONNHUB_LOG_LEVEL": "WARNING",
+                "CONNHUB_RATE_LIMIT_ENABLED": "false",
+            }
+        )
         workspace = cli(env, "workspaces", "create", "Bench")
-        token = cli(env, "tokens", "create", "--workspace", workspace["slug"],
-                    "--email", "bench@example.com", "--role", "admin")["token"]
+        token = cli(
+            env,
+            "tokens",
+            "create",
+            "--workspace",
+            workspace["slug"],
+            "--email",
+            "bench@example.com",
+            "--role",
+            "admin",
+        )["token"]
         headers = {"Authorization": f"Bearer {token}", "X-Workspace-ID": workspace["id"]}
         proc, base = start_server(env)
         try:
@@ -149,13 +187,27 @@ def main() -> None:
             with running_fakesnow() as snow, silent_server() as hole_port:
                 database = unique_name("BENCH")
                 create_objects(snow, database, "ANALYTICS")
-                common = {"account": "fakeacct", "warehouse": "COMPUTE_WH",
-                          "database": database, "schema": "ANALYTICS",
-                          "username": "BENCH", "password": "bench-pw", "protocol": "http",
-                          "host": "127.0.0.1"}
-                asyncio.run(bench(url, headers, {**common, "port": snow.port},
-                                  {**common, "port": hole_port}, args.runs, args.hole_runs,
-                                  args.budget))
+                common = {
+                    "account": "fakeacct",
+                    "warehouse": "COMPUTE_WH",
+                    "database": database,
+                    "schema": "ANALYTICS",
+                    "username": "BENCH",
+                    "password": "bench-pw",
+                    "protocol": "http",
+                    "host": "127.0.0.1",
+                }
+                asyncio.run(
+                    bench(
+                        url,
+                        headers,
+                        {**common, "port": snow.port},
+                        {**common, "port": hole_port},
+                        args.runs,
+                        args.hole_runs,
+                        args.budget,
+                    )
+                )
         finally:
             proc.terminate()
             proc.wait(timeout=10)

@@ -40,29 +40,36 @@ def p95(samples: list[float]) -> float:
 
 def row(label: str, samples: list[float]) -> str:
     ms = [s * 1000 for s in samples]
-    return (f"  {label:<28} median {statistics.median(ms):8.1f} ms   p95 {p95(ms):8.1f} ms"
-            f"   min {min(ms):8.1f}   max {max(ms):8.1f}")
+    return (
+        f"  {label:<28} median {statistics.median(ms):8.1f} ms   p95 {p95(ms):8.1f} ms"
+        f"   min {min(ms):8.1f}   max {max(ms):8.1f}"
+    )
 
 
 async def creates(home: Path, bits: int, runs: int) -> list[float]:
-    settings = Settings(home=home, database_url=f"sqlite+aiosqlite:///{home / 'bench.db'}",
-                        key_file=home / "master.key", warehouse_key_bits=bits,
-                        rate_limit_enabled=False)
+    settings = Settings(
+        home=home,
+        database_url=f"sqlite+aiosqlite:///{home / 'bench.db'}",
+        key_file=home / "master.key",
+        warehouse_key_bits=bits,
+        rate_limit_enabled=False,
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         runtime = app.state.runtime
         async with runtime.sessions() as session:
             ws = await workspaces.create_workspace(session, name=f"bench {bits}")
             token, _, _ = await workspaces.create_token(
-                session, workspace_ref=ws.slug, email=f"bench-{bits}@example.com",
-                role=Role.admin)
+                session, workspace_ref=ws.slug, email=f"bench-{bits}@example.com", role=Role.admin
+            )
             await commit(session)
         url = f"/api/v1/organisations/{ws.slug}/integrations/warehouse-connections/"
         headers = {"Authorization": f"Token {token}"}
         transport = httpx.ASGITransport(app=app)
         samples: list[float] = []
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench",
-                                     headers=headers, timeout=60) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers=headers, timeout=60
+        ) as client:
             for _ in range(runs + 1):  # the first is a warm-up (imports, first queries)
                 started = time.perf_counter()
                 resp = await client.post(url, json=BODY)

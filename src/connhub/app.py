@@ -45,8 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await close_query_pools(app.state)
             await app.state.runtime.close()
 
-    app = FastAPI(title="connhub", version="0.1.0", lifespan=lifespan,
-                  description="Connections service: one core, three API faces.")
+    app = FastAPI(
+        title="connhub",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Connections service: one core, three API faces.",
+    )
     app.state.settings = settings
     errors.install(app)
     app.include_router(meta.router)

@@ -9,15 +9,17 @@ import pytest
 
 from connhub.workspaces.principal import Role
 
-BODY = {"name": "Warehouse", "provider": "postgres",
-        "config": {"host": "db.example.com", "database": "d", "username": "u"},
-        "credentials": {"password": "pw-123456"}}
+BODY = {
+    "name": "Warehouse",
+    "provider": "postgres",
+    "config": {"host": "db.example.com", "database": "d", "username": "u"},
+    "credentials": {"password": "pw-123456"},
+}
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
 async def make(client, caller, **extra) -> str:  # type: ignore[no-untyped-def]
-    resp = await client.post("/api/v1/connections", json={**BODY, **extra},
-                             headers=caller.headers)
+    resp = await client.post("/api/v1/connections", json={**BODY, **extra}, headers=caller.headers)
     assert resp.status_code == 201, resp.text
     cid: str = resp.json()["id"]
     return cid
@@ -36,7 +38,9 @@ async def test_put_is_idempotent_and_listed(client, admin) -> None:
     listing = await client.get(url, headers=admin.headers)
     assert listing.status_code == 200
     assert [(d["kind"], d["ref"]) for d in listing.json()["dependents"]] == [
-        ("model", "orders-daily"), ("sync", "a/b/c")]
+        ("model", "orders-daily"),
+        ("sync", "a/b/c"),
+    ]
 
 
 async def test_concurrent_puts_both_succeed(client, admin) -> None:
@@ -63,28 +67,29 @@ async def test_dependents_block_connection_delete(client, admin) -> None:
     resp = await client.delete(f"/api/v1/connections/{cid}", headers=admin.headers)
     assert resp.status_code == 409 and resp.json()["code"] == "has_dependents"
     assert "model, sync" in resp.json()["detail"]
-    assert (await client.get(f"/api/v1/connections/{cid}", headers=admin.headers)).status_code \
-        == 200
+    assert (
+        await client.get(f"/api/v1/connections/{cid}", headers=admin.headers)
+    ).status_code == 200
     for ref in ("model/m1", "sync/s1"):
         await client.delete(f"/api/v1/connections/{cid}/dependents/{ref}", headers=admin.headers)
-    assert (await client.delete(f"/api/v1/connections/{cid}",
-                                headers=admin.headers)).status_code == 204
+    assert (
+        await client.delete(f"/api/v1/connections/{cid}", headers=admin.headers)
+    ).status_code == 204
 
 
 @pytest.mark.parametrize("kind", ["Model", "9lives", "has space", "k" * 65, "dot.ted"])
 async def test_bad_kind_is_422(client, admin, kind) -> None:
     cid = await make(client, admin)
-    resp = await client.put(f"/api/v1/connections/{cid}/dependents/{kind}/r",
-                            headers=admin.headers)
+    resp = await client.put(f"/api/v1/connections/{cid}/dependents/{kind}/r", headers=admin.headers)
     assert resp.status_code == 422
 
 
-@pytest.mark.parametrize("ref, status", [("zq" * 128, 422), ("zq%09zq", 400),
-                                         ("zq%00", 400)])
+@pytest.mark.parametrize("ref, status", [("zq" * 128, 422), ("zq%09zq", 400), ("zq%00", 400)])
 async def test_bad_ref(client, admin, ref, status) -> None:
     cid = await make(client, admin)
-    resp = await client.put(f"/api/v1/connections/{cid}/dependents/model/{ref}",
-                            headers=admin.headers)
+    resp = await client.put(
+        f"/api/v1/connections/{cid}/dependents/model/{ref}", headers=admin.headers
+    )
     assert resp.status_code == status
     assert "zq" not in resp.text  # the value is not echoed
 

@@ -26,17 +26,22 @@ async def test_pg_tables_hide_system_schemas(client, admin, pg_customer) -> None
     assert resp.status_code == 200, resp.text
     tables = resp.json()["tables"]
     by_name = {(t["schema"], t["table"]): t for t in tables}
-    assert by_name[("shop", "orders")] == {"schema": "shop", "table": "orders",
-                                           "normalizedName": "shop_orders",
-                                           "spec": "shop.orders"}
+    assert by_name[("shop", "orders")] == {
+        "schema": "shop",
+        "table": "orders",
+        "normalizedName": "shop_orders",
+        "spec": "shop.orders",
+    }
     assert by_name[("public", "big")]["normalizedName"] == "public_big"
     weird = by_name[("shop", "Weird Table")]
     assert weird["spec"] == 'shop."Weird Table"' and weird["normalizedName"] == "shop_weird_table"
     assert {("shop", "big_orders"), ("shop", "order_counts"), ("shop", "no_columns")} <= set(
-        by_name)
+        by_name
+    )
     assert not {t["schema"] for t in tables} & {"pg_catalog", "information_schema"}
-    with_system = await client.get(f"{BASE}/{cid}/schema/tables?include_system=true",
-                                   headers=admin.headers)
+    with_system = await client.get(
+        f"{BASE}/{cid}/schema/tables?include_system=true", headers=admin.headers
+    )
     schemas = {t["schema"] for t in with_system.json()["tables"]}
     assert {"pg_catalog", "information_schema"} <= schemas
 
@@ -44,31 +49,47 @@ async def test_pg_tables_hide_system_schemas(client, admin, pg_customer) -> None
 async def test_pg_columns_types_and_composite_key(client, admin, pg_customer) -> None:
     cid = await activated(client, admin, pg_customer.body())
     url = f"{BASE}/{cid}/schema/columns"
-    resp = await client.get(url, params={"schema": "shop", "table": "orders"},
-                            headers=admin.headers)
+    resp = await client.get(
+        url, params={"schema": "shop", "table": "orders"}, headers=admin.headers
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert (body["schema"], body["table"]) == ("shop", "orders")
     cols = {c["name"]: c for c in body["columns"]}
-    assert cols["id"] == {"name": "id", "normalizedName": "id", "dataType": "bigint",
-                          "nullable": False, "primaryKey": True}
+    assert cols["id"] == {
+        "name": "id",
+        "normalizedName": "id",
+        "dataType": "bigint",
+        "nullable": False,
+        "primaryKey": True,
+    }
     assert cols["total"]["dataType"] == "numeric(12,2)" and cols["total"]["nullable"]
     assert cols["tags"]["dataType"] == "text[]"
     assert cols["feel"]["dataType"] == "shop.mood"
     assert cols["created"]["dataType"] == "timestamp with time zone"
     assert [c["name"] for c in body["columns"]][:3] == ["id", "region", "total"]
-    items = (await client.get(url, params={"schema": "shop", "table": "order_items"},
-                              headers=admin.headers)).json()["columns"]
+    items = (
+        await client.get(
+            url, params={"schema": "shop", "table": "order_items"}, headers=admin.headers
+        )
+    ).json()["columns"]
     assert [c["name"] for c in items if c["primaryKey"]] == ["order_id", "line_no"]
-    weird = (await client.get(url, params={"schema": "shop", "table": "Weird Table"},
-                              headers=admin.headers)).json()["columns"]
+    weird = (
+        await client.get(
+            url, params={"schema": "shop", "table": "Weird Table"}, headers=admin.headers
+        )
+    ).json()["columns"]
     assert [(c["name"], c["normalizedName"], c["primaryKey"]) for c in weird] == [
-        ("Order ID", "order_id", True), ("select", "select", False)]
-    empty = await client.get(url, params={"schema": "shop", "table": "no_columns"},
-                             headers=admin.headers)
+        ("Order ID", "order_id", True),
+        ("select", "select", False),
+    ]
+    empty = await client.get(
+        url, params={"schema": "shop", "table": "no_columns"}, headers=admin.headers
+    )
     assert empty.status_code == 200 and empty.json()["columns"] == []
-    missing = await client.get(url, params={"schema": "shop", "table": "nope"},
-                               headers=admin.headers)
+    missing = await client.get(
+        url, params={"schema": "shop", "table": "nope"}, headers=admin.headers
+    )
     assert missing.status_code == 404
     for params in ({"schema": "shop"}, {"table": "orders"}, {}):
         assert (await client.get(url, params=params, headers=admin.headers)).status_code == 422
@@ -76,8 +97,11 @@ async def test_pg_columns_types_and_composite_key(client, admin, pg_customer) ->
 
 async def test_pg_sample_values_are_json_safe(client, admin, pg_customer) -> None:
     cid = await activated(client, admin, pg_customer.body())
-    resp = await client.post(f"{BASE}/{cid}/schema/sample",
-                             json={"schema": "shop", "table": "orders"}, headers=admin.headers)
+    resp = await client.post(
+        f"{BASE}/{cid}/schema/sample",
+        json={"schema": "shop", "table": "orders"},
+        headers=admin.headers,
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["maxRows"] == 100 and body["rowCount"] == 2 and body["truncated"] is False
@@ -96,38 +120,59 @@ async def test_pg_sample_values_are_json_safe(client, admin, pg_customer) -> Non
 async def test_pg_sample_bounds_quoting_and_unknown_tables(client, admin, pg_customer) -> None:
     cid = await activated(client, admin, pg_customer.body())
     url = f"{BASE}/{cid}/schema/sample"
-    big = (await client.post(url, json={"schema": "public", "table": "big", "maxRows": 10},
-                             headers=admin.headers)).json()
+    big = (
+        await client.post(
+            url, json={"schema": "public", "table": "big", "maxRows": 10}, headers=admin.headers
+        )
+    ).json()
     assert big["rowCount"] == 10 and big["truncated"] is True and big["maxRows"] == 10
-    weird = (await client.post(url, json={"schema": "shop", "table": "Weird Table"},
-                               headers=admin.headers)).json()
+    weird = (
+        await client.post(
+            url, json={"schema": "shop", "table": "Weird Table"}, headers=admin.headers
+        )
+    ).json()
     assert weird["rows"] == [{"Order ID": 7, "select": "x"}]
     hostile = 'orders"; DROP TABLE shop.victim; --'
-    resp = await client.post(url, json={"schema": "shop", "table": hostile},
-                             headers=admin.headers)
+    resp = await client.post(url, json={"schema": "shop", "table": hostile}, headers=admin.headers)
     assert resp.status_code == 404
-    assert (await client.post(url, json={"schema": "shop", "table": "orders", "maxRows": 0},
-                              headers=admin.headers)).status_code == 422
-    assert (await client.post(url, json={"table": "orders"},
-                              headers=admin.headers)).status_code == 422
+    assert (
+        await client.post(
+            url, json={"schema": "shop", "table": "orders", "maxRows": 0}, headers=admin.headers
+        )
+    ).status_code == 422
+    assert (
+        await client.post(url, json={"table": "orders"}, headers=admin.headers)
+    ).status_code == 422
 
 
 async def test_pg_query_rows_hash_and_table_refs(client, admin, pg_customer) -> None:
     cid = await activated(client, admin, pg_customer.body())
-    resp = await run_sql(client, admin, cid,
-                         "SELECT o.id, o.total, i.sku FROM shop.orders o "
-                         "JOIN shop.order_items i ON i.order_id = o.id ORDER BY i.line_no")
+    resp = await run_sql(
+        client,
+        admin,
+        cid,
+        "SELECT o.id, o.total, i.sku FROM shop.orders o "
+        "JOIN shop.order_items i ON i.order_id = o.id ORDER BY i.line_no",
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["columns"] == ["id", "total", "sku"]
-    assert body["rows"] == [{"id": 1, "total": 9.5, "sku": "A-1"},
-                            {"id": 1, "total": 9.5, "sku": "B-7"}]
+    assert body["rows"] == [
+        {"id": 1, "total": 9.5, "sku": "A-1"},
+        {"id": 1, "total": 9.5, "sku": "B-7"},
+    ]
     assert body["rowCount"] == 2 and body["truncated"] is False and body["maxRows"] == 1000
-    assert body["tableRefs"] == [{"schema": "shop", "table": "orders"},
-                                 {"schema": "shop", "table": "order_items"}]
-    again = await run_sql(client, admin, cid,
-                          "select o.id, o.total, i.sku\n  from SHOP.ORDERS o -- same query\n"
-                          "join shop.order_items i on i.order_id = o.id order by i.line_no;")
+    assert body["tableRefs"] == [
+        {"schema": "shop", "table": "orders"},
+        {"schema": "shop", "table": "order_items"},
+    ]
+    again = await run_sql(
+        client,
+        admin,
+        cid,
+        "select o.id, o.total, i.sku\n  from SHOP.ORDERS o -- same query\n"
+        "join shop.order_items i on i.order_id = o.id order by i.line_no;",
+    )
     assert again.json()["queryHash"] == body["queryHash"]
     assert len(body["queryHash"]) == 64 and body["queryHash"] != hashlib.sha256(b"").hexdigest()
     dupes = (await run_sql(client, admin, cid, "SELECT 1 AS a, 2 AS a")).json()
@@ -139,11 +184,11 @@ async def test_pg_query_caps_rows(client, admin, pg_customer) -> None:
     body = (await run_sql(client, admin, cid, "SELECT * FROM big ORDER BY id")).json()
     assert body["rowCount"] == 1000 and body["truncated"] is True and body["maxRows"] == 1000
     assert body["rows"][-1]["id"] == 1000
-    small = (await run_sql(client, admin, cid, "SELECT id FROM big ORDER BY id",
-                           maxRows=5)).json()
+    small = (await run_sql(client, admin, cid, "SELECT id FROM big ORDER BY id", maxRows=5)).json()
     assert [r["id"] for r in small["rows"]] == [1, 2, 3, 4, 5] and small["truncated"] is True
-    exact = (await run_sql(client, admin, cid, "SELECT id FROM big WHERE id <= 5",
-                           maxRows=5)).json()
+    exact = (
+        await run_sql(client, admin, cid, "SELECT id FROM big WHERE id <= 5", maxRows=5)
+    ).json()
     assert exact["rowCount"] == 5 and exact["truncated"] is False
     for bad in ({"maxRows": 0}, {"maxRows": 1001}):
         assert (await run_sql(client, admin, cid, "SELECT 1", **bad)).status_code == 422
@@ -151,14 +196,19 @@ async def test_pg_query_caps_rows(client, admin, pg_customer) -> None:
     assert (await run_sql(client, admin, cid, "SELECT 1 " + " " * 10_000)).status_code == 422
 
 
-@pytest.mark.parametrize(("sql", "code"), [
-    ("DELETE FROM shop.victim", "statement_not_read_only"),
-    ("WITH d AS (DELETE FROM shop.victim RETURNING *) SELECT * FROM d",
-     "statement_not_read_only"),
-    ("SELECT 1; DROP TABLE shop.victim", "multiple_statements"),
-    ("SELECT pg_read_file('/etc/passwd')", "denied_function"),
-    ("SELECT FROM WHERE", "parse_error"),
-])
+@pytest.mark.parametrize(
+    ("sql", "code"),
+    [
+        ("DELETE FROM shop.victim", "statement_not_read_only"),
+        (
+            "WITH d AS (DELETE FROM shop.victim RETURNING *) SELECT * FROM d",
+            "statement_not_read_only",
+        ),
+        ("SELECT 1; DROP TABLE shop.victim", "multiple_statements"),
+        ("SELECT pg_read_file('/etc/passwd')", "denied_function"),
+        ("SELECT FROM WHERE", "parse_error"),
+    ],
+)
 async def test_pg_query_refusals(client, admin, pg_customer, sql, code) -> None:
     cid = await activated(client, admin, pg_customer.body())
     resp = await run_sql(client, admin, cid, sql)
@@ -206,10 +256,11 @@ async def test_last_used_at_is_recorded(client, admin, pg_customer) -> None:
 async def test_connection_must_be_active(client, admin, pg_customer) -> None:
     resp = await client.post(BASE, json=pg_customer.body(), headers=admin.headers)
     cid = resp.json()["id"]
-    for method, path, body in [("GET", "/schema/tables", None),
-                               ("POST", "/schema/query", {"sql": "SELECT 1"})]:
-        got = await client.request(method, f"{BASE}/{cid}{path}", json=body,
-                                   headers=admin.headers)
+    for method, path, body in [
+        ("GET", "/schema/tables", None),
+        ("POST", "/schema/query", {"sql": "SELECT 1"}),
+    ]:
+        got = await client.request(method, f"{BASE}/{cid}{path}", json=body, headers=admin.headers)
         assert got.status_code == 400 and got.json()["code"] == "invalid_state", got.text
     await client.post(f"{BASE}/{cid}/verify", headers=admin.headers)
     await client.post(f"{BASE}/{cid}/disable", headers=admin.headers)
@@ -218,9 +269,12 @@ async def test_connection_must_be_active(client, admin, pg_customer) -> None:
 
 
 async def test_non_sql_provider_is_400(client, admin) -> None:
-    body = {"name": "api", "provider": "http_api",
-            "config": {"baseUrl": "https://api.example.com"},
-            "credentials": {"apiKey": "k3y-value-123"}}
+    body = {
+        "name": "api",
+        "provider": "http_api",
+        "config": {"baseUrl": "https://api.example.com"},
+        "credentials": {"apiKey": "k3y-value-123"},
+    }
     created = await client.post(BASE, json=body, headers=admin.headers)
     assert created.status_code == 201, created.text
     cid = created.json()["id"]
@@ -228,8 +282,9 @@ async def test_non_sql_provider_is_400(client, admin) -> None:
     assert got.status_code == 400 and got.json()["code"] == "unsupported_provider"
 
 
-async def test_viewer_may_browse_and_query_stranger_gets_404(client, make_caller,
-                                                             pg_customer) -> None:
+async def test_viewer_may_browse_and_query_stranger_gets_404(
+    client, make_caller, pg_customer
+) -> None:
     admin = await make_caller(Role.admin)
     viewer = await make_caller(Role.viewer, workspace=admin.workspace_slug)
     stranger = await make_caller(Role.admin)
@@ -239,8 +294,10 @@ async def test_viewer_may_browse_and_query_stranger_gets_404(client, make_caller
     assert tables.status_code == 200
     refused = await run_sql(client, viewer, cid, "DELETE FROM shop.victim")
     assert refused.status_code == 400
-    for resp in (await run_sql(client, stranger, cid, "SELECT 1"),
-                 await client.get(f"{BASE}/{cid}/schema/tables", headers=stranger.headers)):
+    for resp in (
+        await run_sql(client, stranger, cid, "SELECT 1"),
+        await client.get(f"{BASE}/{cid}/schema/tables", headers=stranger.headers),
+    ):
         assert resp.status_code == 404
     private = await activated(client, admin, pg_customer.body(name="private one"))
     assert (await run_sql(client, viewer, private, "SELECT 1")).status_code == 404
@@ -258,24 +315,35 @@ async def test_maria_browse_sample_and_query(client, admin, maria_customer) -> N
     assert names["Weird Table"]["spec"] == f"{db}.`Weird Table`"
     assert not {t["schema"] for t in tables["tables"]} & {"mysql", "information_schema", "sys"}
     url = f"{BASE}/{cid}/schema/columns"
-    items = (await client.get(url, params={"schema": db, "table": "order_items"},
-                              headers=admin.headers)).json()["columns"]
+    items = (
+        await client.get(url, params={"schema": db, "table": "order_items"}, headers=admin.headers)
+    ).json()["columns"]
     assert [c["name"] for c in items if c["primaryKey"]] == ["order_id", "line_no"]
-    unique = (await client.get(url, params={"schema": db, "table": "unique_only"},
-                               headers=admin.headers)).json()["columns"]
+    unique = (
+        await client.get(url, params={"schema": db, "table": "unique_only"}, headers=admin.headers)
+    ).json()["columns"]
     assert not any(c["primaryKey"] for c in unique)
-    assert (await client.get(url, params={"schema": db, "table": "nope"},
-                             headers=admin.headers)).status_code == 404
-    sample = (await client.post(f"{BASE}/{cid}/schema/sample",
-                                json={"schema": db, "table": "orders"},
-                                headers=admin.headers)).json()
+    assert (
+        await client.get(url, params={"schema": db, "table": "nope"}, headers=admin.headers)
+    ).status_code == 404
+    sample = (
+        await client.post(
+            f"{BASE}/{cid}/schema/sample",
+            json={"schema": db, "table": "orders"},
+            headers=admin.headers,
+        )
+    ).json()
     first = sample["rows"][0]
     assert first["total"] == 9.5 and first["big_amount"] == "12345678901234567890.12"
     assert base64.b64decode(first["raw"]) == b"\x00\xff\x10"
     assert first["created"] == "2024-05-01T12:30:00.250000" and first["span"] == "P1DT2H3M4S"
-    weird = (await client.post(f"{BASE}/{cid}/schema/sample",
-                               json={"schema": db, "table": "Weird Table"},
-                               headers=admin.headers)).json()
+    weird = (
+        await client.post(
+            f"{BASE}/{cid}/schema/sample",
+            json={"schema": db, "table": "Weird Table"},
+            headers=admin.headers,
+        )
+    ).json()
     assert weird["rows"] == [{"Order ID": 7, "select": "x"}]
     body = (await run_sql(client, admin, cid, "SELECT * FROM big ORDER BY id")).json()
     assert body["rowCount"] == 1000 and body["truncated"] is True
@@ -283,23 +351,26 @@ async def test_maria_browse_sample_and_query(client, admin, maria_customer) -> N
     assert BIG_ROWS > 1000
 
 
-async def test_maria_large_limit_is_cut_and_session_replaced(client, admin,
-                                                             maria_customer) -> None:
+async def test_maria_large_limit_is_cut_and_session_replaced(client, admin, maria_customer) -> None:
     cid = await activated(client, admin, maria_customer.body())
-    cut = (await run_sql(client, admin, cid, "SELECT id FROM big ORDER BY id LIMIT 4000",
-                         maxRows=3)).json()
+    cut = (
+        await run_sql(client, admin, cid, "SELECT id FROM big ORDER BY id LIMIT 4000", maxRows=3)
+    ).json()
     assert [r["id"] for r in cut["rows"]] == [1, 2, 3] and cut["truncated"] is True
     after = await run_sql(client, admin, cid, "SELECT COUNT(*) AS n FROM big")
     assert after.status_code == 200 and after.json()["rows"] == [{"n": BIG_ROWS}]
 
 
-@pytest.mark.parametrize(("sql", "code"), [
-    ("INSERT INTO victim VALUES (1)", "statement_not_read_only"),
-    ("SELECT * FROM victim INTO OUTFILE '/tmp/connhub-x'", "parse_error"),
-    ("SELECT LOAD_FILE('/etc/passwd')", "denied_function"),
-    ("SELECT 1 /*!, (SELECT LOAD_FILE('/etc/passwd')) */", "unsupported_syntax"),
-    ("SELECT 1; DELETE FROM victim", "multiple_statements"),
-])
+@pytest.mark.parametrize(
+    ("sql", "code"),
+    [
+        ("INSERT INTO victim VALUES (1)", "statement_not_read_only"),
+        ("SELECT * FROM victim INTO OUTFILE '/tmp/connhub-x'", "parse_error"),
+        ("SELECT LOAD_FILE('/etc/passwd')", "denied_function"),
+        ("SELECT 1 /*!, (SELECT LOAD_FILE('/etc/passwd')) */", "unsupported_syntax"),
+        ("SELECT 1; DELETE FROM victim", "multiple_statements"),
+    ],
+)
 async def test_maria_query_refusals(client, admin, maria_customer, sql, code) -> None:
     cid = await activated(client, admin, maria_customer.body())
     resp = await run_sql(client, admin, cid, sql)

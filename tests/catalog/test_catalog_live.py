@@ -11,8 +11,13 @@ from query.fixtures import CustomerDb, maria_customer, pg_customer  # noqa: F401
 
 async def _tables(db: CustomerDb, include_system: bool) -> list[tuple[str, str, str]]:
     body = db.body()
-    conn = await open_session(db.provider, body["config"], body["credentials"],
-                              egress=EgressPolicy(["127.0.0.1"]), timeout_s=5)
+    conn = await open_session(
+        db.provider,
+        body["config"],
+        body["credentials"],
+        egress=EgressPolicy(["127.0.0.1"]),
+        timeout_s=5,
+    )
     try:
         executor = executor_for(db.provider)
         executor.prepare(conn, 5)

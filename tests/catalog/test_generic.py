@@ -21,8 +21,10 @@ def test_generic_columns_make_booleans_in_python() -> None:
     rows = [("ID", "NUMBER", "NO", "ID"), ("NOTE", "TEXT", "YES", None)]
     cols = generic.columns(rows)
     assert cols is not None
-    assert [(c.name, c.nullable, c.primary_key) for c in cols] == [("ID", False, True),
-                                                                   ("NOTE", True, False)]
+    assert [(c.name, c.nullable, c.primary_key) for c in cols] == [
+        ("ID", False, True),
+        ("NOTE", True, False),
+    ]
     assert generic.columns([]) is None
     assert generic.columns([(None, None, None, None)]) == []
 

@@ -13,36 +13,49 @@ from connhub.catalog.names import (
 )
 
 
-@pytest.mark.parametrize(("schema", "table", "expected"), [
-    ("public", "orders", "public_orders"),
-    ("Sales", "OrderItems", "sales_order_items"),
-    ("shop", "Weird Table", "shop_weird_table"),
-    (None, "2024 sales", "_2024_sales"),
-    ("x", "Été-Prix", "x_ete_prix"),
-    ("", "---", "table"),
-])
+@pytest.mark.parametrize(
+    ("schema", "table", "expected"),
+    [
+        ("public", "orders", "public_orders"),
+        ("Sales", "OrderItems", "sales_order_items"),
+        ("shop", "Weird Table", "shop_weird_table"),
+        (None, "2024 sales", "_2024_sales"),
+        ("x", "Été-Prix", "x_ete_prix"),
+        ("", "---", "table"),
+    ],
+)
 def test_normalized_table_name(schema: str | None, table: str, expected: str) -> None:
     assert normalized_table_name(schema, table) == expected
 
 
-@pytest.mark.parametrize(("column", "expected"), [
-    ("order_id", "order_id"), ("Order ID", "order_id"), ("orderID", "order_id"),
-    ("HTTPStatus", "http_status"), ("__x__", "x"), ("???", "column"),
-])
+@pytest.mark.parametrize(
+    ("column", "expected"),
+    [
+        ("order_id", "order_id"),
+        ("Order ID", "order_id"),
+        ("orderID", "order_id"),
+        ("HTTPStatus", "http_status"),
+        ("__x__", "x"),
+        ("???", "column"),
+    ],
+)
 def test_normalized_column_name(column: str, expected: str) -> None:
     assert normalized_column_name(column) == expected
 
 
-@pytest.mark.parametrize(("dialect", "schema", "table", "expected"), [
-    ("postgres", "public", "orders", "public.orders"),
-    ("postgres", "public", "Orders", 'public."Orders"'),
-    ("postgres", "shop", "Weird Table", 'shop."Weird Table"'),
-    ("postgres", "public", 'a"b', 'public."a""b"'),
-    ("mysql", "db", "Weird Table", "db.`Weird Table`"),
-    ("mysql", "db", "select", "db.`select`"),
-    ("snowflake", "PUBLIC", "ORDERS", "PUBLIC.ORDERS"),
-    ("snowflake", "PUBLIC", "orders", 'PUBLIC."orders"'),
-])
+@pytest.mark.parametrize(
+    ("dialect", "schema", "table", "expected"),
+    [
+        ("postgres", "public", "orders", "public.orders"),
+        ("postgres", "public", "Orders", 'public."Orders"'),
+        ("postgres", "shop", "Weird Table", 'shop."Weird Table"'),
+        ("postgres", "public", 'a"b', 'public."a""b"'),
+        ("mysql", "db", "Weird Table", "db.`Weird Table`"),
+        ("mysql", "db", "select", "db.`select`"),
+        ("snowflake", "PUBLIC", "ORDERS", "PUBLIC.ORDERS"),
+        ("snowflake", "PUBLIC", "orders", 'PUBLIC."orders"'),
+    ],
+)
 def test_spec(dialect: str, schema: str, table: str, expected: str) -> None:
     assert spec(schema, table, dialect) == expected
 
@@ -57,20 +70,37 @@ def test_spec_parses_back_to_the_same_table(dialect: str, table: str) -> None:
 
 @pytest.mark.parametrize("dialect", ["postgres", "mysql", "snowflake", "bigquery"])
 def test_table_listing_matches_the_per_table_functions(dialect: str) -> None:
-    pairs = [("public", "orders"), ("shop", "Weird Table"), ("Sales", "OrderItems"),
-             ("public", "select"), ("PUBLIC", "ITEMS"), ("public", "t_1"), ("x", "2024_sales")]
+    pairs = [
+        ("public", "orders"),
+        ("shop", "Weird Table"),
+        ("Sales", "OrderItems"),
+        ("public", "select"),
+        ("PUBLIC", "ITEMS"),
+        ("public", "t_1"),
+        ("x", "2024_sales"),
+    ]
     listing = table_listing(pairs, dialect)
     assert [(e["schema"], e["table"]) for e in listing] == pairs
     assert [e["spec"] for e in listing] == [spec(s, t, dialect) for s, t in pairs]
-    assert [e["normalizedName"] for e in listing] == [normalized_table_name(s, t)
-                                                      for s, t in pairs]
+    assert [e["normalizedName"] for e in listing] == [normalized_table_name(s, t) for s, t in pairs]
 
 
 def test_table_listing_keeps_normalized_names_unique() -> None:
-    listing = table_listing([("public", "orders"), ("public_orders", "x"), ("Public", "Orders"),
-                             ("public", "orders_2")], "postgres")
-    assert [e["normalizedName"] for e in listing] == ["public_orders", "public_orders_x",
-                                                      "public_orders_2", "public_orders_2_2"]
+    listing = table_listing(
+        [
+            ("public", "orders"),
+            ("public_orders", "x"),
+            ("Public", "Orders"),
+            ("public", "orders_2"),
+        ],
+        "postgres",
+    )
+    assert [e["normalizedName"] for e in listing] == [
+        "public_orders",
+        "public_orders_x",
+        "public_orders_2",
+        "public_orders_2_2",
+    ]
 
 
 def test_bigquery_catalog_is_scoped_to_the_configured_dataset() -> None:
@@ -84,9 +114,12 @@ def test_bigquery_catalog_is_scoped_to_the_configured_dataset() -> None:
     assert isinstance(parsed, sqlglot.exp.Select)
     columns = catalog.columns_query("sales", "orders")
     assert columns.params == {"schema": "sales", "table": "orders"}
-    assert isinstance(sqlglot.parse_one(columns.sql.replace("%(schema)s", "'s'")
-                                        .replace("%(table)s", "'t'"), read="bigquery"),
-                      sqlglot.exp.Select)
+    assert isinstance(
+        sqlglot.parse_one(
+            columns.sql.replace("%(schema)s", "'s'").replace("%(table)s", "'t'"), read="bigquery"
+        ),
+        sqlglot.exp.Select,
+    )
     for bad in ({}, {"projectId": "my-proj", "dataset": "sales`; DROP"}):
         with pytest.raises(BadRequest):
             for_dialect("bigquery", bad).tables_query(False)

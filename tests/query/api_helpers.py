@@ -25,10 +25,12 @@ async def activated(client: httpx.AsyncClient, caller: Any, body: dict[str, Any]
     return cid
 
 
-async def run_sql(client: httpx.AsyncClient, caller: Any, cid: str, sql: str,
-                  **extra: Any) -> httpx.Response:
-    return await client.post(f"{BASE}/{cid}/schema/query", json={"sql": sql, **extra},
-                             headers=caller.headers)
+async def run_sql(
+    client: httpx.AsyncClient, caller: Any, cid: str, sql: str, **extra: Any
+) -> httpx.Response:
+    return await client.post(
+        f"{BASE}/{cid}/schema/query", json={"sql": sql, **extra}, headers=caller.headers
+    )
 
 
 @asynccontextmanager

@@ -115,16 +115,24 @@ class CustomerDb:
     limited_password: str
     admin_dsn: str
 
-    def body(self, *, limited: bool = False, name: str = "customer",
-             **config: Any) -> dict[str, Any]:
+    def body(
+        self, *, limited: bool = False, name: str = "customer", **config: Any
+    ) -> dict[str, Any]:
         """A POST /connections body for this database."""
         return {
             "name": name,
             "provider": self.provider,
-            "config": {"host": self.host, "port": self.port, "database": self.database,
-                       "username": self.limited_user if limited else self.user, **config},
-            "credentials": {"password": (self.limited_password if limited else self.password)
-                            or "unused-under-trust"},
+            "config": {
+                "host": self.host,
+                "port": self.port,
+                "database": self.database,
+                "username": self.limited_user if limited else self.user,
+                **config,
+            },
+            "credentials": {
+                "password": (self.limited_password if limited else self.password)
+                or "unused-under-trust"
+            },
         }
 
 
@@ -136,23 +144,36 @@ def pg_customer_db() -> Iterator[CustomerDb]:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(_PG_SETUP)  # type: ignore[arg-type]
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(limited)))
-            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA shop TO {}").format(
-                sql.Identifier(limited)))
-            conn.execute(sql.SQL("GRANT SELECT ON shop.orders TO {}").format(
-                sql.Identifier(limited)))
+            conn.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA shop TO {}").format(sql.Identifier(limited))
+            )
+            conn.execute(
+                sql.SQL("GRANT SELECT ON shop.orders TO {}").format(sql.Identifier(limited))
+            )
         try:
-            yield CustomerDb("postgres", PG_HOST, PG_PORT, database, "postgres", "", limited, "",
-                             url)
+            yield CustomerDb(
+                "postgres", PG_HOST, PG_PORT, database, "postgres", "", limited, "", url
+            )
         finally:
             with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(database)))
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(database)
+                    )
+                )
                 conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(limited)))
 
 
 def maria_root(database: str | None = None) -> pymysql.connections.Connection:
-    return pymysql.connect(host=MARIADB_HOST, port=MARIADB_PORT, user="root", password="",
-                           database=database, autocommit=True, connect_timeout=10)
+    return pymysql.connect(
+        host=MARIADB_HOST,
+        port=MARIADB_PORT,
+        user="root",
+        password="",
+        database=database,
+        autocommit=True,
+        connect_timeout=10,
+    )
 
 
 @contextlib.contextmanager
@@ -172,8 +193,17 @@ def maria_customer_db() -> Iterator[CustomerDb]:
             # The owner may write anything in the database: only read-only sessions stop it.
             cur.execute(f"CREATE USER '{owner}'@'127.0.0.1' IDENTIFIED BY %s", (owner_password,))
             cur.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{owner}'@'127.0.0.1'")
-        yield CustomerDb("mysql", MARIADB_HOST, MARIADB_PORT, database, owner, owner_password,
-                         limited, password, "")
+        yield CustomerDb(
+            "mysql",
+            MARIADB_HOST,
+            MARIADB_PORT,
+            database,
+            owner,
+            owner_password,
+            limited,
+            password,
+            "",
+        )
     finally:
         with root.cursor() as cur:
             cur.execute(f"DROP USER IF EXISTS '{limited}'@'127.0.0.1'")

@@ -20,53 +20,63 @@ def refused(sql: str, dialect: str = "postgres") -> QueryRefused:
     return info.value
 
 
-@pytest.mark.parametrize(("dialect", "sql", "kind"), [
-    ("postgres", "SELECT 1", "select"),
-    ("postgres", "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) "
-                 "SELECT * FROM r", "select"),
-    ("postgres", "SELECT 1 UNION SELECT 2 EXCEPT SELECT 3", "select"),
-    ("postgres", "(SELECT 1)", "select"),
-    ("postgres", "VALUES (1), (2)", "select"),
-    ("postgres", "SELECT 'DELETE FROM t; DROP TABLE x' AS text", "select"),
-    ("postgres", 'SELECT "delete", "insert" FROM t', "select"),
-    ("postgres", "SELECT $$ ; DELETE FROM t $$", "select"),
-    ("postgres", "SELECT 1 -- DROP TABLE t\n", "select"),
-    ("postgres", "SELECT xpath('/a/text()', '<a>1</a>'::xml)", "select"),
-    ("postgres", "SELECT pg_sleep(0.01)", "select"),
-    ("postgres", "SELECT * FROM generate_series(1, 3) AS g", "select"),
-    ("postgres", "SHOW search_path", "show"),
-    ("postgres", "SHOW ALL", "show"),
-    ("postgres", "EXPLAIN SELECT * FROM t", "explain"),
-    ("postgres", "EXPLAIN (FORMAT JSON, VERBOSE) SELECT * FROM t", "explain"),
-    ("mysql", "SELECT `a` FROM `t` WHERE b LIKE 'x%'", "select"),
-    ("mysql", "SELECT SLEEP(0.01)", "select"),
-    ("mysql", "SHOW TABLES", "show"),
-    ("mysql", "DESCRIBE t", "describe"),
-    ("mysql", "EXPLAIN SELECT * FROM t", "describe"),
-    ("snowflake", "SHOW TABLES", "show"),
-    ("snowflake", "SELECT * FROM db.sch.t SAMPLE (10 ROWS)", "select"),
-])
+@pytest.mark.parametrize(
+    ("dialect", "sql", "kind"),
+    [
+        ("postgres", "SELECT 1", "select"),
+        (
+            "postgres",
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) "
+            "SELECT * FROM r",
+            "select",
+        ),
+        ("postgres", "SELECT 1 UNION SELECT 2 EXCEPT SELECT 3", "select"),
+        ("postgres", "(SELECT 1)", "select"),
+        ("postgres", "VALUES (1), (2)", "select"),
+        ("postgres", "SELECT 'DELETE FROM t; DROP TABLE x' AS text", "select"),
+        ("postgres", 'SELECT "delete", "insert" FROM t', "select"),
+        ("postgres", "SELECT $$ ; DELETE FROM t $$", "select"),
+        ("postgres", "SELECT 1 -- DROP TABLE t\n", "select"),
+        ("postgres", "SELECT xpath('/a/text()', '<a>1</a>'::xml)", "select"),
+        ("postgres", "SELECT pg_sleep(0.01)", "select"),
+        ("postgres", "SELECT * FROM generate_series(1, 3) AS g", "select"),
+        ("postgres", "SHOW search_path", "show"),
+        ("postgres", "SHOW ALL", "show"),
+        ("postgres", "EXPLAIN SELECT * FROM t", "explain"),
+        ("postgres", "EXPLAIN (FORMAT JSON, VERBOSE) SELECT * FROM t", "explain"),
+        ("mysql", "SELECT `a` FROM `t` WHERE b LIKE 'x%'", "select"),
+        ("mysql", "SELECT SLEEP(0.01)", "select"),
+        ("mysql", "SHOW TABLES", "show"),
+        ("mysql", "DESCRIBE t", "describe"),
+        ("mysql", "EXPLAIN SELECT * FROM t", "describe"),
+        ("snowflake", "SHOW TABLES", "show"),
+        ("snowflake", "SELECT * FROM db.sch.t SAMPLE (10 ROWS)", "select"),
+    ],
+)
 def test_accepts_read_statements(dialect: str, sql: str, kind: str) -> None:
     assert check(sql, dialect).kind == kind
 
 
-@pytest.mark.parametrize(("sql", "code"), [
-    ("", "parse_error"),
-    (";", "parse_error"),
-    ("-- only a comment", "parse_error"),
-    ("SELECT FROM WHERE", "parse_error"),
-    ("SELECT 1; SELECT 2", "multiple_statements"),
-    ("INSERT INTO t VALUES (1)", "statement_not_read_only"),
-    ("SELECT * FROM t FOR UPDATE", "statement_not_read_only"),
-    ("SELECT (SELECT 1 FROM t FOR SHARE)", "statement_not_read_only"),
-    ("SELECT * INTO t2 FROM t", "statement_not_read_only"),
-    ("EXPLAIN ANALYZE SELECT 1", "statement_not_read_only"),
-    ("EXPLAIN (ANALYZE) SELECT 1", "statement_not_read_only"),
-    ("EXPLAIN DELETE FROM t", "statement_not_read_only"),
-    ("SHOW x || y", "statement_not_read_only"),
-    ("SELECT pg_catalog.pg_read_file('x')", "denied_function"),
-    ('SELECT U&"pg_read\\005ffile"(\'x\')', "unsupported_syntax"),
-])
+@pytest.mark.parametrize(
+    ("sql", "code"),
+    [
+        ("", "parse_error"),
+        (";", "parse_error"),
+        ("-- only a comment", "parse_error"),
+        ("SELECT FROM WHERE", "parse_error"),
+        ("SELECT 1; SELECT 2", "multiple_statements"),
+        ("INSERT INTO t VALUES (1)", "statement_not_read_only"),
+        ("SELECT * FROM t FOR UPDATE", "statement_not_read_only"),
+        ("SELECT (SELECT 1 FROM t FOR SHARE)", "statement_not_read_only"),
+        ("SELECT * INTO t2 FROM t", "statement_not_read_only"),
+        ("EXPLAIN ANALYZE SELECT 1", "statement_not_read_only"),
+        ("EXPLAIN (ANALYZE) SELECT 1", "statement_not_read_only"),
+        ("EXPLAIN DELETE FROM t", "statement_not_read_only"),
+        ("SHOW x || y", "statement_not_read_only"),
+        ("SELECT pg_catalog.pg_read_file('x')", "denied_function"),
+        ("SELECT U&\"pg_read\\005ffile\"('x')", "unsupported_syntax"),
+    ],
+)
 def test_refusal_codes(sql: str, code: str) -> None:
     assert refused(sql).code == code
 
@@ -92,10 +102,21 @@ def test_every_denied_name_is_caught_when_called(dialect: str) -> None:
     assert missed == []
 
 
-@pytest.mark.parametrize("name", ["lo_unlink", "lo_from_bytea", "dblink_exec", "dblink_open",
-                                  "pg_advisory_xact_lock", "pg_try_advisory_lock_shared",
-                                  "pg_ls_waldir", "pg_read_binary_file", "pg_stat_reset_shared",
-                                  "pg_create_logical_replication_slot"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "lo_unlink",
+        "lo_from_bytea",
+        "dblink_exec",
+        "dblink_open",
+        "pg_advisory_xact_lock",
+        "pg_try_advisory_lock_shared",
+        "pg_ls_waldir",
+        "pg_read_binary_file",
+        "pg_stat_reset_shared",
+        "pg_create_logical_replication_slot",
+    ],
+)
 def test_postgres_prefixes(name: str) -> None:
     assert refused(f"SELECT {name}(1)").code == "denied_function"
 
@@ -110,9 +131,13 @@ def test_every_statement_class_of_sqlglot_is_reviewed() -> None:
     denied = {cls.__name__ for cls in policy.DENIED_NODES}
     for module in (ddl, dml):
         for name, cls in vars(module).items():
-            if (inspect.isclass(cls) and issubclass(cls, exp.Expr)
-                    and cls.__module__ == module.__name__
-                    and name not in denied and name not in policy.REVIEWED_HARMLESS):
+            if (
+                inspect.isclass(cls)
+                and issubclass(cls, exp.Expr)
+                and cls.__module__ == module.__name__
+                and name not in denied
+                and name not in policy.REVIEWED_HARMLESS
+            ):
                 unreviewed.append(name)
     assert unreviewed == []
 
@@ -139,15 +164,21 @@ def test_table_refs_skip_ctes_and_functions() -> None:
         "WHERE EXISTS (SELECT 1 FROM audit.log) AND i.x IN (SELECT x FROM shop.orders)",
         "postgres",
     )
-    assert checked.table_refs == (TableRef("shop", "orders"), TableRef(None, "items"),
-                                  TableRef("audit", "log"))
+    assert checked.table_refs == (
+        TableRef("shop", "orders"),
+        TableRef(None, "items"),
+        TableRef("audit", "log"),
+    )
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT 1 /*! , LOAD_FILE('/etc/passwd') */",
-    "SELECT 1 /*M!100000 , LOAD_FILE('/etc/passwd') */",
-    "SELECT 1 /*!50000 UNION SELECT LOAD_FILE('/etc/passwd') */",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1 /*! , LOAD_FILE('/etc/passwd') */",
+        "SELECT 1 /*M!100000 , LOAD_FILE('/etc/passwd') */",
+        "SELECT 1 /*!50000 UNION SELECT LOAD_FILE('/etc/passwd') */",
+    ],
+)
 def test_mysql_executable_comments(sql: str) -> None:
     assert refused(sql, "mysql").code == "unsupported_syntax"
 

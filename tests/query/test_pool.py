@@ -26,8 +26,7 @@ class FakeConn:
 class FakeExecutor:
     def prepare(self, conn: Any, timeout_s: float) -> None: ...
 
-    def query(self, conn: Any, sql: str, kind: str, max_rows: int,
-              timeout_s: float) -> ResultSet:
+    def query(self, conn: Any, sql: str, kind: str, max_rows: int, timeout_s: float) -> ResultSet:
         return ResultSet([], [], False)
 
     def catalog(self, conn: Any, sql: str, params: Any, timeout_s: float) -> list[Any]:

@@ -15,7 +15,8 @@ def backends(db: CustomerDb) -> set[int]:
     with psycopg.connect(db.admin_dsn, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND application_name = 'connhub' AND pid <> pg_backend_pid()").fetchall()
+            "AND application_name = 'connhub' AND pid <> pg_backend_pid()"
+        ).fetchall()
     return {int(r[0]) for r in rows}
 
 
@@ -29,13 +30,17 @@ async def test_browsing_reuses_one_session(client, admin, pg_customer) -> None:
     cid = await activated(client, admin, pg_customer.body())
     first = await pid(client, admin, cid)
     await client.get(f"{BASE}/{cid}/schema/tables", headers=admin.headers)
-    await client.get(f"{BASE}/{cid}/schema/columns", params={"schema": "shop", "table": "orders"},
-                     headers=admin.headers)
+    await client.get(
+        f"{BASE}/{cid}/schema/columns",
+        params={"schema": "shop", "table": "orders"},
+        headers=admin.headers,
+    )
     assert await pid(client, admin, cid) == first
 
 
-async def test_concurrent_queries_stay_within_the_pool_size(client, admin, pg_customer,
-                                                            settings) -> None:
+async def test_concurrent_queries_stay_within_the_pool_size(
+    client, admin, pg_customer, settings
+) -> None:
     cid = await activated(client, admin, pg_customer.body())
     sql = "SELECT pg_backend_pid() AS pid, pg_sleep(0.2) AS s"
     responses = await asyncio.gather(*(run_sql(client, admin, cid, sql) for _ in range(6)))
@@ -47,8 +52,9 @@ async def test_concurrent_queries_stay_within_the_pool_size(client, admin, pg_cu
 async def test_patch_of_config_replaces_the_sessions(client, admin, pg_customer) -> None:
     cid = await activated(client, admin, pg_customer.body())
     old = await pid(client, admin, cid)
-    patched = await client.patch(f"{BASE}/{cid}", json={"config": {"sslMode": "disable"}},
-                                 headers=admin.headers)
+    patched = await client.patch(
+        f"{BASE}/{cid}", json={"config": {"sslMode": "disable"}}, headers=admin.headers
+    )
     assert patched.json()["status"] == "needs_verification"
     refused = await run_sql(client, admin, cid, "SELECT 1")
     assert refused.status_code == 400 and refused.json()["code"] == "invalid_state"
@@ -68,8 +74,9 @@ async def test_dropped_session_is_replaced_transparently(client, admin, pg_custo
     assert new != old
 
 
-async def test_idle_sessions_close_and_shutdown_closes_all(settings, runtime, make_caller,
-                                                           pg_customer) -> None:
+async def test_idle_sessions_close_and_shutdown_closes_all(
+    settings, runtime, make_caller, pg_customer
+) -> None:
     admin = await make_caller()
     quick = settings.model_copy(update={"pool_idle_s": 0.3})
     async with app_client(quick) as (_app, client):
@@ -84,8 +91,7 @@ async def test_idle_sessions_close_and_shutdown_closes_all(settings, runtime, ma
     assert await eventually(lambda: held not in backends(pg_customer))
 
 
-async def test_upstream_failure_is_502_and_redacted(client, admin, pg_customer,
-                                                    settings) -> None:
+async def test_upstream_failure_is_502_and_redacted(client, admin, pg_customer, settings) -> None:
     cid = await activated(client, admin, pg_customer.body())
     await pid(client, admin, cid)
     held = backends(pg_customer)

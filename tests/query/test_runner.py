@@ -35,8 +35,9 @@ EGRESS = EgressPolicy(["127.0.0.1"])
 
 async def _session(db: CustomerDb) -> tuple[Any, Any]:
     body = db.body()
-    conn = await open_session(db.provider, body["config"], body["credentials"], egress=EGRESS,
-                              timeout_s=5, read_only=True)
+    conn = await open_session(
+        db.provider, body["config"], body["credentials"], egress=EGRESS, timeout_s=5, read_only=True
+    )
     executor = executor_for(db.provider)
     executor.prepare(conn, 5)
     return conn, executor
@@ -85,8 +86,10 @@ def test_pg_writes_fail_in_the_database(pg, pg_customer, sql: str, kind: str) ->
 @pytest.mark.parametrize("kind", ["select", "show"])
 def test_pg_stacked_statements_fail_in_the_protocol(pg, pg_customer, kind: str) -> None:
     conn, executor = pg
-    for sql in ("SELECT 1; INSERT INTO shop.victim VALUES (1)",
-                "COMMIT; INSERT INTO shop.victim VALUES (1); SELECT 1"):
+    for sql in (
+        "SELECT 1; INSERT INTO shop.victim VALUES (1)",
+        "COMMIT; INSERT INTO shop.victim VALUES (1); SELECT 1",
+    ):
         with pytest.raises(psycopg.Error) as info:
             executor.query(conn, sql, kind, 10, 5)
         assert "multiple commands" in str(info.value) or info.value.sqlstate == "42601"
@@ -119,12 +122,15 @@ def test_pg_fetch_is_bounded(pg) -> None:
     assert len(everything.rows) == BIG_ROWS and not everything.truncated
 
 
-@pytest.mark.parametrize("sql", [
-    "INSERT INTO victim VALUES (1)",
-    "CREATE TABLE pwned (x INT)",
-    "DROP TABLE victim",
-    "UPDATE victim SET x = 2",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO victim VALUES (1)",
+        "CREATE TABLE pwned (x INT)",
+        "DROP TABLE victim",
+        "UPDATE victim SET x = 2",
+    ],
+)
 def test_maria_writes_fail_in_the_database(maria, maria_customer, sql: str) -> None:
     conn, executor = maria
     with pytest.raises(pymysql.err.MySQLError) as info:
@@ -173,11 +179,14 @@ def test_maria_session_refuses_lexical_modes(maria) -> None:
     assert read_only == 1
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES", "STRICT_TRANS_TABLES"),
-    ("ANSI_QUOTES,ONLY_FULL_GROUP_BY", "ONLY_FULL_GROUP_BY"),
-    ("ANSI", "REAL_AS_FLOAT,PIPES_AS_CONCAT,IGNORE_SPACE,ONLY_FULL_GROUP_BY"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES", "STRICT_TRANS_TABLES"),
+        ("ANSI_QUOTES,ONLY_FULL_GROUP_BY", "ONLY_FULL_GROUP_BY"),
+        ("ANSI", "REAL_AS_FLOAT,PIPES_AS_CONCAT,IGNORE_SPACE,ONLY_FULL_GROUP_BY"),
+        ("", ""),
+    ],
+)
 def test_mysql_sql_mode(given: str, expected: str) -> None:
     assert mysql_sql_mode(given) == expected

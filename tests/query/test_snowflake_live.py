@@ -29,19 +29,27 @@ def snow_db(fakesnow_server: FakesnowServer) -> Iterator[str]:
     conn = fakesnow_server.connect()
     try:
         cur = conn.cursor()
-        cur.execute(f"CREATE TABLE {database}.PUBLIC.ORDERS "
-                    "(ID INT PRIMARY KEY, TOTAL NUMBER(12, 2), NOTE VARCHAR)")
+        cur.execute(
+            f"CREATE TABLE {database}.PUBLIC.ORDERS "
+            "(ID INT PRIMARY KEY, TOTAL NUMBER(12, 2), NOTE VARCHAR)"
+        )
         cur.execute(f"INSERT INTO {database}.PUBLIC.ORDERS VALUES (1, 9.5, 'a'), (2, 3.25, 'b')")
-        cur.execute(f'CREATE TABLE {database}.PUBLIC."Line Items" '
-                    '("Order ID" INT, LINE INT, PRIMARY KEY ("Order ID", LINE))')
+        cur.execute(
+            f'CREATE TABLE {database}.PUBLIC."Line Items" '
+            '("Order ID" INT, LINE INT, PRIMARY KEY ("Order ID", LINE))'
+        )
     finally:
         conn.close()
     yield database
 
 
 def body(server: FakesnowServer, database: str) -> dict[str, object]:
-    return {"name": "snow", "provider": "snowflake", "config": server.config(database),
-            "credentials": {"password": "fakesnow-accepts-any"}}
+    return {
+        "name": "snow",
+        "provider": "snowflake",
+        "config": server.config(database),
+        "credentials": {"password": "fakesnow-accepts-any"},
+    }
 
 
 async def test_snowflake_browse_sample_query(client, admin, fakesnow_server, snow_db) -> None:
@@ -53,33 +61,49 @@ async def test_snowflake_browse_sample_query(client, admin, fakesnow_server, sno
         assert by_name["ORDERS"]["normalizedName"] == "public_orders"
         assert by_name["Line Items"]["spec"] == 'PUBLIC."Line Items"'
         assert "INFORMATION_SCHEMA" not in {t["schema"] for t in tables["tables"]}
-        columns = (await client.get(f"{BASE}/{cid}/schema/columns",
-                                    params={"schema": "PUBLIC", "table": "Line Items"},
-                                    headers=admin.headers)).json()["columns"]
+        columns = (
+            await client.get(
+                f"{BASE}/{cid}/schema/columns",
+                params={"schema": "PUBLIC", "table": "Line Items"},
+                headers=admin.headers,
+            )
+        ).json()["columns"]
         assert [(c["name"], c["normalizedName"], c["primaryKey"]) for c in columns] == [
-            ("Order ID", "order_id", True), ("LINE", "line", True)]
-        missing = await client.get(f"{BASE}/{cid}/schema/columns",
-                                   params={"schema": "PUBLIC", "table": "NOPE"},
-                                   headers=admin.headers)
+            ("Order ID", "order_id", True),
+            ("LINE", "line", True),
+        ]
+        missing = await client.get(
+            f"{BASE}/{cid}/schema/columns",
+            params={"schema": "PUBLIC", "table": "NOPE"},
+            headers=admin.headers,
+        )
         assert missing.status_code == 404
-        sample = (await client.post(f"{BASE}/{cid}/schema/sample",
-                                    json={"schema": "PUBLIC", "table": "ORDERS", "maxRows": 1},
-                                    headers=admin.headers)).json()
+        sample = (
+            await client.post(
+                f"{BASE}/{cid}/schema/sample",
+                json={"schema": "PUBLIC", "table": "ORDERS", "maxRows": 1},
+                headers=admin.headers,
+            )
+        ).json()
         assert sample["rowCount"] == 1 and sample["truncated"] is True
         assert sample["rows"][0]["TOTAL"] in (9.5, 3.25)
-        result = (await run_sql(client, admin, cid,
-                                "SELECT ID, TOTAL FROM ORDERS ORDER BY ID")).json()
+        result = (
+            await run_sql(client, admin, cid, "SELECT ID, TOTAL FROM ORDERS ORDER BY ID")
+        ).json()
         assert result["rows"] == [{"ID": 1, "TOTAL": 9.5}, {"ID": 2, "TOTAL": 3.25}]
         assert result["tableRefs"] == [{"schema": None, "table": "ORDERS"}]
     assert outside == []
 
 
-@pytest.mark.parametrize(("sql", "code"), [
-    ("PUT file:///etc/passwd @~", "statement_not_read_only"),
-    ("COPY INTO @~/x FROM (SELECT * FROM ORDERS)", "statement_not_read_only"),
-    ("SELECT SYSTEM$WAIT(1)", "denied_function"),
-    ("DELETE FROM ORDERS", "statement_not_read_only"),
-])
+@pytest.mark.parametrize(
+    ("sql", "code"),
+    [
+        ("PUT file:///etc/passwd @~", "statement_not_read_only"),
+        ("COPY INTO @~/x FROM (SELECT * FROM ORDERS)", "statement_not_read_only"),
+        ("SELECT SYSTEM$WAIT(1)", "denied_function"),
+        ("DELETE FROM ORDERS", "statement_not_read_only"),
+    ],
+)
 async def test_snowflake_refusals(client, admin, fakesnow_server, snow_db, sql, code) -> None:
     cid = await activated(client, admin, body(fakesnow_server, snow_db))
     resp = await run_sql(client, admin, cid, sql)

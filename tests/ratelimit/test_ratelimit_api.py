@@ -26,19 +26,25 @@ def url(caller: Any) -> str:
 
 
 @pytest.fixture
-async def limited(settings: Settings, runtime: object
-                  ) -> AsyncIterator[Callable[..., Any]]:
+async def limited(settings: Settings, runtime: object) -> AsyncIterator[Callable[..., Any]]:
     """Start an app with rate limits on; ``runtime`` makes the suite clean the tables after."""
     stack: list[Any] = []
 
     async def start(per_minute: int, burst: int) -> httpx.AsyncClient:
-        app = create_app(settings.model_copy(update={
-            "rate_limit_enabled": True, "rate_limit_per_minute": per_minute,
-            "rate_limit_burst_per_second": burst}))
+        app = create_app(
+            settings.model_copy(
+                update={
+                    "rate_limit_enabled": True,
+                    "rate_limit_per_minute": per_minute,
+                    "rate_limit_burst_per_second": burst,
+                }
+            )
+        )
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                   base_url="http://connhub.test")
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://connhub.test"
+        )
         stack.append((lifespan, client))
         return client
 
@@ -54,8 +60,7 @@ async def test_burst_is_429_with_retry_after(limited, make_caller) -> None:
     responses = [await client.get(url(caller), headers=headers(caller)) for _ in range(5)]
     assert [r.status_code for r in responses] == [200] * 5
     assert responses[0].headers["X-RateLimit-Limit"] == "100"
-    assert [r.headers["X-RateLimit-Remaining"] for r in responses] == [
-        "99", "98", "97", "96", "95"]
+    assert [r.headers["X-RateLimit-Remaining"] for r in responses] == ["99", "98", "97", "96", "95"]
     assert int(responses[-1].headers["X-RateLimit-Reset"]) >= 1
     refused = await client.get(url(caller), headers=headers(caller))
     assert refused.status_code == 429
@@ -70,8 +75,9 @@ async def test_per_minute_cap(limited, make_caller) -> None:
     caller = await make_caller(Role.admin)
     other = await make_caller(Role.admin)
     client = await limited(per_minute=6, burst=20)
-    statuses = [(await client.get(url(caller), headers=headers(caller))).status_code
-                for _ in range(6)]
+    statuses = [
+        (await client.get(url(caller), headers=headers(caller))).status_code for _ in range(6)
+    ]
     assert statuses == [200] * 6
     refused = await client.post(url(caller), headers=headers(caller), json={})
     assert refused.status_code == 429
@@ -86,20 +92,29 @@ async def test_refused_callers_do_not_spend_the_allowance(limited, make_caller) 
     client = await limited(per_minute=100, burst=3)
     for _ in range(10):
         assert (await client.get(url(caller))).status_code == 401
-        resp = await client.get(url(caller), headers={
-            **stranger.headers, "X-Workspace-ID": str(caller.workspace_id)})
+        resp = await client.get(
+            url(caller), headers={**stranger.headers, "X-Workspace-ID": str(caller.workspace_id)}
+        )
         assert resp.status_code == 403
-    statuses = [(await client.get(url(caller), headers=headers(caller))).status_code
-                for _ in range(3)]
+    statuses = [
+        (await client.get(url(caller), headers=headers(caller))).status_code for _ in range(3)
+    ]
     assert statuses == [200, 200, 200]
 
 
 async def test_streams_carry_the_headers_too(limited, make_caller) -> None:
     caller = await make_caller(Role.admin)
     client = await limited(per_minute=100, burst=20)
-    payload = {"source_type": "databricks", "config": {
-        "host": "127.0.0.1", "http_path": "/sql/1.0/x", "token": "t", "catalog": "c",
-        "schema": "s"}}
+    payload = {
+        "source_type": "databricks",
+        "config": {
+            "host": "127.0.0.1",
+            "http_path": "/sql/1.0/x",
+            "token": "t",
+            "catalog": "c",
+            "schema": "s",
+        },
+    }
     resp = await client.post(url(caller) + "/test", headers=headers(caller), json=payload)
     assert resp.headers["content-type"].startswith("text/event-stream")
     assert resp.headers["X-RateLimit-Remaining"] == "99"

@@ -54,41 +54,68 @@ async def test_concurrent_takes_never_overspend(runtime: Runtime) -> None:
 
 def _env(settings: Settings, home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNHUB_")}
-    env.update({
-        "CONNHUB_DATABASE_URL": str(settings.database_url),
-        "CONNHUB_HOME": str(home),
-        "CONNHUB_KEY_FILE": str(settings.resolved_key_file),
-        "CONNHUB_EGRESS_ALLOW": "127.0.0.1",
-        "CONNHUB_LOG_LEVEL": "WARNING",
-        **extra,
-    })
+    env.update(
+        {
+            "CONNHUB_DATABASE_URL": str(settings.database_url),
+            "CONNHUB_HOME": str(home),
+            "CONNHUB_KEY_FILE": str(settings.resolved_key_file),
+            "CONNHUB_EGRESS_ALLOW": "127.0.0.1",
+            "CONNHUB_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
     return env
 
 
 def _cli(env: dict[str, str], *args: str) -> dict[str, Any]:
     out = subprocess.run(  # noqa: S603 - our own interpreter and CLI
-        [sys.executable, "-m", "connhub.cli", *args], env=env, check=True,
-        capture_output=True, text=True, timeout=60)
+        [sys.executable, "-m", "connhub.cli", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
 
 @pytest.fixture
-def two_servers(settings: Settings, runtime: Runtime, tmp_path: Path
-                ) -> Iterator[tuple[list[str], dict[str, str], str]]:
-    env = _env(settings, tmp_path, CONNHUB_RATE_LIMIT_ENABLED="true",
-               CONNHUB_RATE_LIMIT_PER_MINUTE="8", CONNHUB_RATE_LIMIT_BURST_PER_SECOND="4")
+def two_servers(
+    settings: Settings, runtime: Runtime, tmp_path: Path
+) -> Iterator[tuple[list[str], dict[str, str], str]]:
+    env = _env(
+        settings,
+        tmp_path,
+        CONNHUB_RATE_LIMIT_ENABLED="true",
+        CONNHUB_RATE_LIMIT_PER_MINUTE="8",
+        CONNHUB_RATE_LIMIT_BURST_PER_SECOND="4",
+    )
     workspace = _cli(env, "workspaces", "create", "Shared limits")
-    token = _cli(env, "tokens", "create", "--workspace", workspace["slug"],
-                 "--email", "limits@example.com", "--role", "admin")["token"]
+    token = _cli(
+        env,
+        "tokens",
+        "create",
+        "--workspace",
+        workspace["slug"],
+        "--email",
+        "limits@example.com",
+        "--role",
+        "admin",
+    )["token"]
     procs: list[subprocess.Popen[bytes]] = []
     urls = []
     try:
         for _ in range(2):
             port = free_port()
-            procs.append(subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "connhub.cli", "serve", "--port", str(port)], env=env,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(  # noqa: S603
+                    [sys.executable, "-m", "connhub.cli", "serve", "--port", str(port)],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
             urls.append(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60
         for url, proc in zip(urls, procs, strict=True):
@@ -119,14 +146,17 @@ async def test_two_processes_share_one_allowance(two_servers) -> None:  # type: 
     async with httpx.AsyncClient(timeout=10) as http:
         # Burst: 8 simultaneous requests, 4 to each process. Two separate limiters would let
         # all 8 through; one shared bucket lets 4 (5 if a token refilled meanwhile).
-        burst = await asyncio.gather(*(http.get(urls[i % 2] + path, headers=headers)
-                                       for i in range(8)))
+        burst = await asyncio.gather(
+            *(http.get(urls[i % 2] + path, headers=headers) for i in range(8))
+        )
         allowed = [r for r in burst if r.status_code == 200]
         refused = [r for r in burst if r.status_code == 429]
         assert 4 <= len(allowed) <= 5, [r.status_code for r in burst]
         assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
-        assert all(r.json() == {"error": "Rate limit exceeded; retry after the Retry-After delay"}
-                   for r in refused)
+        assert all(
+            r.json() == {"error": "Rate limit exceeded; retry after the Retry-After delay"}
+            for r in refused
+        )
 
         # Per-minute cap (8): after the burst bucket refills, alternate between the processes
         # one request at a time until refused; the total across both stays 8.

@@ -26,10 +26,22 @@ from connhub.models import Dependent
 
 router = APIRouter(prefix="/api/v1/connections", tags=["dependents"])
 
-Kind = Annotated[str, Path(pattern=KIND_PATTERN, max_length=64,
-                           description="What depends on the connection, e.g. model, sync")]
-Ref = Annotated[str, Path(min_length=1, max_length=REF_MAX,
-                          description="Its id in the other system (printable, may contain /)")]
+Kind = Annotated[
+    str,
+    Path(
+        pattern=KIND_PATTERN,
+        max_length=64,
+        description="What depends on the connection, e.g. model, sync",
+    ),
+]
+Ref = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=REF_MAX,
+        description="Its id in the other system (printable, may contain /)",
+    ),
+]
 
 
 class DependentOut(BaseModel):
@@ -46,28 +58,42 @@ def to_wire(dependent: Dependent) -> dict[str, Any]:
     return {"kind": dependent.kind, "ref": dependent.ref, "createdAt": dependent.created_at}
 
 
-@router.get("/{connection_id}/dependents", response_model=DependentList,
-            summary="List Connection Dependents")
-async def list_dependents(connection_id: uuid.UUID, session: SessionDep,
-                          principal: PrincipalDep) -> Response:
+@router.get(
+    "/{connection_id}/dependents",
+    response_model=DependentList,
+    summary="List Connection Dependents",
+)
+async def list_dependents(
+    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> Response:
     rows = await service.list_for(session, principal, connection_id)
     return JSONResponse({"dependents": [to_wire(d) for d in rows]})
 
 
-@router.put("/{connection_id}/dependents/{kind}/{ref:path}", response_model=DependentOut,
-            responses={201: {"model": DependentOut}}, summary="Register Connection Dependent")
-async def put_dependent(connection_id: uuid.UUID, kind: Kind, ref: Ref, session: SessionDep,
-                        principal: PrincipalDep) -> Response:
+@router.put(
+    "/{connection_id}/dependents/{kind}/{ref:path}",
+    response_model=DependentOut,
+    responses={201: {"model": DependentOut}},
+    summary="Register Connection Dependent",
+)
+async def put_dependent(
+    connection_id: uuid.UUID, kind: Kind, ref: Ref, session: SessionDep, principal: PrincipalDep
+) -> Response:
     dependent, created = await service.put(session, principal, connection_id, kind, ref)
     body = to_wire(dependent)  # read before commit: the row is not reloaded afterwards
     await commit(session, conflict="The connection changed concurrently; retry")
     return JSONResponse(body, status_code=201 if created else 200)
 
 
-@router.delete("/{connection_id}/dependents/{kind}/{ref:path}", status_code=204,
-               response_class=Response, summary="Remove Connection Dependent")
-async def delete_dependent(connection_id: uuid.UUID, kind: Kind, ref: Ref, session: SessionDep,
-                           principal: PrincipalDep) -> Response:
+@router.delete(
+    "/{connection_id}/dependents/{kind}/{ref:path}",
+    status_code=204,
+    response_class=Response,
+    summary="Remove Connection Dependent",
+)
+async def delete_dependent(
+    connection_id: uuid.UUID, kind: Kind, ref: Ref, session: SessionDep, principal: PrincipalDep
+) -> Response:
     await service.remove(session, principal, connection_id, kind, ref)
     await commit(session)
     return Response(status_code=204)

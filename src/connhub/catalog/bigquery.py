@@ -30,12 +30,19 @@ _DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
 def _views(config: Mapping[str, Any] | None) -> str:
     project = (config or {}).get("projectId")
     dataset = (config or {}).get("dataset")
-    if not (isinstance(project, str) and _PROJECT.fullmatch(project)
-            and isinstance(dataset, str) and _DATASET.fullmatch(dataset)):
-        raise BadRequest("config.projectId and config.dataset are needed to browse BigQuery",
-                         code="invalid_config")
-    quoted = ".".join(exp.to_identifier(part, quoted=True).sql(dialect="bigquery")
-                      for part in (project, dataset))
+    if not (
+        isinstance(project, str)
+        and _PROJECT.fullmatch(project)
+        and isinstance(dataset, str)
+        and _DATASET.fullmatch(dataset)
+    ):
+        raise BadRequest(
+            "config.projectId and config.dataset are needed to browse BigQuery",
+            code="invalid_config",
+        )
+    quoted = ".".join(
+        exp.to_identifier(part, quoted=True).sql(dialect="bigquery") for part in (project, dataset)
+    )
     return f"{quoted}.INFORMATION_SCHEMA"
 
 

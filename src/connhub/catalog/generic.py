@@ -44,8 +44,12 @@ ORDER BY c.ordinal_position
 """
 
 _YES = frozenset({"YES", "Y", "TRUE", "1"})
-_KINDS = {"BASE TABLE": "table", "VIEW": "view", "MATERIALIZED VIEW": "materialized_view",
-          "EXTERNAL TABLE": "foreign_table"}
+_KINDS = {
+    "BASE TABLE": "table",
+    "VIEW": "view",
+    "MATERIALIZED VIEW": "materialized_view",
+    "EXTERNAL TABLE": "foreign_table",
+}
 
 
 def tables_query(include_system: bool, config: Mapping[str, Any] | None = None) -> Query:

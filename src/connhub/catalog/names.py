@@ -84,8 +84,7 @@ def spec_function(dialect: str) -> Callable[[str | None, str], str]:
         if not quote_schema and not quote_table:  # the common case: no rendering needed
             return f"{schema}.{table}" if schema else table
         db = exp.to_identifier(schema, quoted=quote_schema) if schema else None
-        return exp.table_(exp.to_identifier(table, quoted=quote_table), db=db).sql(
-            dialect=dialect)
+        return exp.table_(exp.to_identifier(table, quoted=quote_table), db=db).sql(dialect=dialect)
 
     return make
 
@@ -108,8 +107,7 @@ def table_listing(pairs: Iterable[tuple[str, str]], dialect: str) -> list[dict[s
     for schema, table in pairs:
         simple = schemas.get(schema)
         if simple is None:
-            simple = schemas[schema] = (
-                fast and bool(is_snake(schema)) and schema not in reserved)
+            simple = schemas[schema] = fast and bool(is_snake(schema)) and schema not in reserved
         if simple and is_snake(table) and table not in reserved:
             name, reference = f"{schema}_{table}", f"{schema}.{table}"
         else:

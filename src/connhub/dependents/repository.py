@@ -11,14 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connhub.models import Dependent
 
 
-async def get(session: AsyncSession, connection_id: uuid.UUID, kind: str,
-              ref: str) -> Dependent | None:
+async def get(
+    session: AsyncSession, connection_id: uuid.UUID, kind: str, ref: str
+) -> Dependent | None:
     return await session.get(Dependent, (connection_id, kind, ref))
 
 
 async def list_for(session: AsyncSession, connection_id: uuid.UUID) -> Sequence[Dependent]:
-    stmt = (select(Dependent).where(Dependent.connection_id == connection_id)
-            .order_by(Dependent.kind, Dependent.ref))
+    stmt = (
+        select(Dependent)
+        .where(Dependent.connection_id == connection_id)
+        .order_by(Dependent.kind, Dependent.ref)
+    )
     return (await session.execute(stmt)).scalars().all()
 
 
@@ -26,8 +30,9 @@ async def remove(session: AsyncSession, connection_id: uuid.UUID, kind: str, ref
     """Delete one dependent; whether it existed."""
     result = await session.execute(
         delete(Dependent)
-        .where(Dependent.connection_id == connection_id, Dependent.kind == kind,
-               Dependent.ref == ref)
+        .where(
+            Dependent.connection_id == connection_id, Dependent.kind == kind, Dependent.ref == ref
+        )
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))

@@ -29,20 +29,23 @@ _KIND = re.compile(KIND_PATTERN)
 
 def check(kind: str, ref: str) -> None:
     if not _KIND.fullmatch(kind):
-        raise BadRequest("kind must be lower-case letters, digits, '_' or '-' (at most 64)",
-                         field="kind")
+        raise BadRequest(
+            "kind must be lower-case letters, digits, '_' or '-' (at most 64)", field="kind"
+        )
     if not ref or len(ref) > REF_MAX or not ref.isprintable():
         raise BadRequest(f"ref must be 1-{REF_MAX} printable characters", field="ref")
 
 
-async def list_for(session: AsyncSession, principal: Principal,
-                   connection_id: uuid.UUID) -> Sequence[Dependent]:
+async def list_for(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+) -> Sequence[Dependent]:
     conn = await connections.get(session, principal, connection_id)
     return await repo.list_for(session, conn.id)
 
 
-async def put(session: AsyncSession, principal: Principal, connection_id: uuid.UUID,
-              kind: str, ref: str) -> tuple[Dependent, bool]:
+async def put(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID, kind: str, ref: str
+) -> tuple[Dependent, bool]:
     """Register (kind, ref) on the connection; returns it and whether it is new."""
     connections.require(principal, Role.member)
     check(kind, ref)
@@ -67,8 +70,9 @@ async def put(session: AsyncSession, principal: Principal, connection_id: uuid.U
     return dependent, True
 
 
-async def remove(session: AsyncSession, principal: Principal, connection_id: uuid.UUID,
-                 kind: str, ref: str) -> None:
+async def remove(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID, kind: str, ref: str
+) -> None:
     connections.require(principal, Role.member)
     check(kind, ref)
     conn = await connections.get(session, principal, connection_id)

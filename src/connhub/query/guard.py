@@ -121,7 +121,10 @@ def _check(sql: str, dialect: str) -> CheckedQuery:
         end = _last_token(tokens).end + 1
         refs = table_refs(tree)
     return CheckedQuery(
-        sql=sql[:end], dialect=dialect, kind=kind, query_hash=query_hash(tree, dialect),
+        sql=sql[:end],
+        dialect=dialect,
+        kind=kind,
+        query_hash=query_hash(tree, dialect),
         table_refs=refs,
     )
 

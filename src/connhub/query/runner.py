@@ -124,8 +124,11 @@ class PostgresExecutor:
         finally:
             cursor.close()
             # After an error the pipeline skipped our ROLLBACK: end the transaction here.
-            if (not conn.closed and not conn.broken
-                    and conn.info.transaction_status != TransactionStatus.IDLE):
+            if (
+                not conn.closed
+                and not conn.broken
+                and conn.info.transaction_status != TransactionStatus.IDLE
+            ):
                 with suppress(Exception):
                     conn.execute("ROLLBACK")
         return ResultSet(columns, rows[:max_rows], len(rows) > max_rows, native)
@@ -185,8 +188,7 @@ class MySqlExecutor:
                 f"SESSION sql_select_limit = {limit}"
             )
         return (
-            f"SET SESSION max_execution_time = {_ms(timeout_s)}, "
-            f"SESSION sql_select_limit = {limit}"
+            f"SET SESSION max_execution_time = {_ms(timeout_s)}, SESSION sql_select_limit = {limit}"
         )
 
     def _begin(self, cursor: Any, conn: Any, timeout_s: float, select_limit: int | None) -> None:

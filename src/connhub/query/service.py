@@ -98,13 +98,19 @@ class SchemaService:
         self, principal: Principal, connection_id: uuid.UUID, *, schema: str, table: str
     ) -> dict[str, Any]:
         target = await self._target(principal, connection_id, "schema_browsing")
-        columns = await self._run(target, lambda conn, ex: self._columns(target, conn, ex,
-                                                                          schema, table))
+        columns = await self._run(
+            target, lambda conn, ex: self._columns(target, conn, ex, schema, table)
+        )
         await self._touch(target)
         return {"schema": schema, "table": table, "columns": _column_wire(columns)}
 
     async def sample(
-        self, principal: Principal, connection_id: uuid.UUID, *, schema: str, table: str,
+        self,
+        principal: Principal,
+        connection_id: uuid.UUID,
+        *,
+        schema: str,
+        table: str,
         max_rows: int,
     ) -> dict[str, Any]:
         target = await self._target(principal, connection_id, "schema_browsing")
@@ -116,8 +122,9 @@ class SchemaService:
         )
         timeout = self.settings.query_timeout_s
 
-        def work(conn: Any, executor: Executor) -> tuple[list[ColumnInfo], ResultSet,
-                                                          list[dict[str, Any]]]:
+        def work(
+            conn: Any, executor: Executor
+        ) -> tuple[list[ColumnInfo], ResultSet, list[dict[str, Any]]]:
             columns = self._columns(target, conn, executor, schema, table)
             result = executor.query(conn, statement, "select", max_rows, timeout)
             names = unique_names(result.columns)
@@ -126,8 +133,13 @@ class SchemaService:
         columns, result, rows = await self._run(target, work)
         await self._touch(target)
         return {
-            "schema": schema, "table": table, "columns": _column_wire(columns), "rows": rows,
-            "rowCount": len(rows), "maxRows": max_rows, "truncated": result.truncated,
+            "schema": schema,
+            "table": table,
+            "columns": _column_wire(columns),
+            "rows": rows,
+            "rowCount": len(rows),
+            "maxRows": max_rows,
+            "truncated": result.truncated,
         }
 
     async def query(
@@ -139,8 +151,9 @@ class SchemaService:
         limit = min(max_rows, cap) if max_rows is not None else cap
         timeout = self.settings.query_timeout_s
 
-        def work(conn: Any, executor: Executor) -> tuple[list[str], ResultSet,
-                                                          list[dict[str, Any]]]:
+        def work(
+            conn: Any, executor: Executor
+        ) -> tuple[list[str], ResultSet, list[dict[str, Any]]]:
             result = executor.query(conn, checked.sql, checked.kind, limit, timeout)
             names = unique_names(result.columns)
             return names, result, rows_to_dicts(names, result.rows, native=result.native)
@@ -148,34 +161,49 @@ class SchemaService:
         names, result, rows = await self._run(target, work)
         await self._touch(target)
         return {
-            "columns": names, "rows": rows, "rowCount": len(rows), "maxRows": limit,
-            "truncated": result.truncated, "queryHash": checked.query_hash,
+            "columns": names,
+            "rows": rows,
+            "rowCount": len(rows),
+            "maxRows": limit,
+            "truncated": result.truncated,
+            "queryHash": checked.query_hash,
             "tableRefs": [ref.wire() for ref in checked.table_refs],
         }
 
     # --- the steps ---------------------------------------------------------------------------
 
-    async def _target(self, principal: Principal, connection_id: uuid.UUID,
-                      capability: str) -> Target:
+    async def _target(
+        self, principal: Principal, connection_id: uuid.UUID, capability: str
+    ) -> Target:
         connections.require(principal, Role.viewer)
         async with self.runtime.sessions() as session:
             # One round trip for the connection (visibility as in connections.service.get)
             # and its sealed secret, columns only: this runs on every click of a browser.
-            found = (await session.execute(
-                select(Connection.id, Connection.workspace_id, Connection.provider,
-                       Connection.status, Connection.config, Connection.last_used_at,
-                       ConnectionSecret.workspace_id, ConnectionSecret.connection_id,
-                       ConnectionSecret.sealed)
-                .outerjoin(ConnectionSecret, ConnectionSecret.connection_id == Connection.id)
-                .where(visible_to(principal), Connection.id == connection_id)
-            )).first()
+            found = (
+                await session.execute(
+                    select(
+                        Connection.id,
+                        Connection.workspace_id,
+                        Connection.provider,
+                        Connection.status,
+                        Connection.config,
+                        Connection.last_used_at,
+                        ConnectionSecret.workspace_id,
+                        ConnectionSecret.connection_id,
+                        ConnectionSecret.sealed,
+                    )
+                    .outerjoin(ConnectionSecret, ConnectionSecret.connection_id == Connection.id)
+                    .where(visible_to(principal), Connection.id == connection_id)
+                )
+            ).first()
         if found is None:
             raise NotFound("Connection not found")
         conn = _Row(*found[:6])
         sealed = None
         if found[8] is not None:
-            sealed = ConnectionSecret(workspace_id=found[6], connection_id=found[7],
-                                      sealed=found[8])
+            sealed = ConnectionSecret(
+                workspace_id=found[6], connection_id=found[7], sealed=found[8]
+            )
         provider = self.runtime.registry.get(conn.provider)
         if provider.kind != "sql" or not provider.capabilities.get(capability):
             raise BadRequest(
@@ -190,11 +218,18 @@ class SchemaService:
             if (sealed.workspace_id, sealed.connection_id) != (conn.workspace_id, conn.id):
                 raise NotFound("Connection not found")  # never open another tenant's secret
             credentials = secrets.open_row(self.runtime.envelope, sealed)
-        return Target(conn.id, conn.provider, provider.dialect or conn.provider,
-                      dict(conn.config), credentials, conn.last_used_at)
+        return Target(
+            conn.id,
+            conn.provider,
+            provider.dialect or conn.provider,
+            dict(conn.config),
+            credentials,
+            conn.last_used_at,
+        )
 
-    def _columns(self, target: Target, conn: Any, executor: Executor, schema: str,
-                 table: str) -> list[ColumnInfo]:
+    def _columns(
+        self, target: Target, conn: Any, executor: Executor, schema: str, table: str
+    ) -> list[ColumnInfo]:
         catalog = for_dialect(target.dialect, target.config)
         query = catalog.columns_query(schema, table)
         rows = executor.catalog(conn, query.sql, query.params, self.settings.query_timeout_s)
@@ -212,13 +247,18 @@ class SchemaService:
 
         async def opener() -> pool.Session:
             conn = await open_session(
-                target.provider, target.config, target.credentials,
-                egress=self.runtime.egress, timeout_s=connect_s, read_only=True,
+                target.provider,
+                target.config,
+                target.credentials,
+                egress=self.runtime.egress,
+                timeout_s=connect_s,
+                read_only=True,
             )
             session = pool.Session(conn, executor)
             try:
-                await session.run(lambda c: executor.prepare(c, settings.query_timeout_s),
-                                  timeout=connect_s)
+                await session.run(
+                    lambda c: executor.prepare(c, settings.query_timeout_s), timeout=connect_s
+                )
             except BaseException as exc:
                 session.close_soon()
                 if isinstance(exc, Exception):
@@ -228,23 +268,35 @@ class SchemaService:
 
         fingerprint = pool.fingerprint(target.provider, target.config, target.credentials)
         for attempt in (1, 2):
-            async with pool.lease(self.pools, target.connection_id, fingerprint, opener,
-                                  wait_s=settings.query_timeout_s) as session:
+            async with pool.lease(
+                self.pools,
+                target.connection_id,
+                fingerprint,
+                opener,
+                wait_s=settings.query_timeout_s,
+            ) as session:
                 try:
-                    return await session.run(lambda conn: work(conn, executor),
-                                             timeout=settings.query_timeout_s + _THREAD_GRACE_S)
+                    return await session.run(
+                        lambda conn: work(conn, executor),
+                        timeout=settings.query_timeout_s + _THREAD_GRACE_S,
+                    )
                 except ConnhubError:
                     raise
                 except Exception as exc:
                     # A pooled session the server dropped meanwhile (restart, idle timeout,
                     # terminated backend): everything here is read-only, so run it once more
                     # on a fresh session instead of failing the click.
-                    if (attempt == 1 and not session.fresh and not session.reusable()
-                            and not isinstance(exc, TimeoutError)):
+                    if (
+                        attempt == 1
+                        and not session.fresh
+                        and not session.reusable()
+                        and not isinstance(exc, TimeoutError)
+                    ):
                         log.info("pooled session was dropped by the server; reconnecting")
                         continue
-                    raise translate(exc, adapter, timeout_s=settings.query_timeout_s,
-                                    secrets=secrets) from None
+                    raise translate(
+                        exc, adapter, timeout_s=settings.query_timeout_s, secrets=secrets
+                    ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _touch(self, target: Target) -> None:
@@ -263,8 +315,12 @@ class SchemaService:
                 await session.execute(
                     update(Connection)
                     .where(Connection.id == connection_id)
-                    .where(or_(Connection.last_used_at.is_(None),
-                               Connection.last_used_at < now - _TOUCH_EVERY))
+                    .where(
+                        or_(
+                            Connection.last_used_at.is_(None),
+                            Connection.last_used_at < now - _TOUCH_EVERY,
+                        )
+                    )
                     .values(last_used_at=now)
                 )
                 await session.commit()
@@ -294,8 +350,12 @@ def _unique(name: str, taken: set[str]) -> str:
 def _column_wire(columns: Sequence[ColumnInfo]) -> list[dict[str, Any]]:
     taken: set[str] = set()
     return [
-        {"name": c.name, "normalizedName": _unique(normalized_column_name(c.name), taken),
-         "dataType": c.data_type, "nullable": c.nullable, "primaryKey": c.primary_key}
+        {
+            "name": c.name,
+            "normalizedName": _unique(normalized_column_name(c.name), taken),
+            "dataType": c.data_type,
+            "nullable": c.nullable,
+            "primaryKey": c.primary_key,
+        }
         for c in columns
     ]
-

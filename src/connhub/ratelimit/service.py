@@ -34,9 +34,11 @@ class Quota:
     reset_s: int
 
     def headers(self) -> dict[str, str]:
-        return {"X-RateLimit-Limit": str(self.limit),
-                "X-RateLimit-Remaining": str(self.remaining),
-                "X-RateLimit-Reset": str(self.reset_s)}
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_s),
+        }
 
 
 class RateLimiter:
@@ -50,19 +52,28 @@ class RateLimiter:
     def buckets(self, key: str) -> tuple[Bucket, Bucket]:
         # Burst: up to N requests at once, N more each second. Sustained: up to M at once
         # (a fresh minute), refilled at M per minute.
-        return (Bucket(f"{key}:s", self.burst_per_second, float(self.burst_per_second)),
-                Bucket(f"{key}:m", self.per_minute, self.per_minute / 60.0))
+        return (
+            Bucket(f"{key}:s", self.burst_per_second, float(self.burst_per_second)),
+            Bucket(f"{key}:m", self.per_minute, self.per_minute / 60.0),
+        )
 
     async def hit(self, key: str) -> Quota:
         """Take one request from ``key``'s allowance, or raise ``RateLimited`` (429)."""
         burst, sustained = self.buckets(key)
         take = await self.store.take(burst, sustained)
         if not take.allowed:
-            raise RateLimited("Rate limit exceeded; retry after the Retry-After delay",
-                              retry_after=take.retry_after, limit=self.per_minute, remaining=0)
+            raise RateLimited(
+                "Rate limit exceeded; retry after the Retry-After delay",
+                retry_after=take.retry_after,
+                limit=self.per_minute,
+                remaining=0,
+            )
         left = max(0.0, take.sustained_left)
-        return Quota(limit=self.per_minute, remaining=math.floor(left + 1e-9),
-                     reset_s=whole(sustained.wait_until_full(left)))
+        return Quota(
+            limit=self.per_minute,
+            remaining=math.floor(left + 1e-9),
+            reset_s=whole(sustained.wait_until_full(left)),
+        )
 
 
 def build_limiter(settings: Settings, engine: AsyncEngine) -> RateLimiter | None:
@@ -74,5 +85,8 @@ def build_limiter(settings: Settings, engine: AsyncEngine) -> RateLimiter | None
         store = SqlBucketStore(engine)
     else:
         store = MemoryBucketStore()
-    return RateLimiter(store, per_minute=settings.rate_limit_per_minute,
-                       burst_per_second=settings.rate_limit_burst_per_second)
+    return RateLimiter(
+        store,
+        per_minute=settings.rate_limit_per_minute,
+        burst_per_second=settings.rate_limit_burst_per_second,
+    )

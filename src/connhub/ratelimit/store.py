@@ -155,8 +155,11 @@ class SqlBucketStore:
 
     async def take(self, burst: Bucket, sustained: Bucket) -> Take:
         params = {
-            "burst_key": burst.key, "burst_cap": burst.capacity, "burst_rate": burst.rate,
-            "sustained_key": sustained.key, "sustained_cap": sustained.capacity,
+            "burst_key": burst.key,
+            "burst_cap": burst.capacity,
+            "burst_rate": burst.rate,
+            "sustained_key": sustained.key,
+            "sustained_cap": sustained.capacity,
             "sustained_rate": sustained.rate,
         }
         async with self._engine.begin() as conn:

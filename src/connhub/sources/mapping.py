@@ -40,8 +40,9 @@ _ERROR_FALLBACK = {
 
 def check_source_type(source_type: str) -> None:
     if source_type not in SOURCE_TYPES:
-        raise BadRequest(f"source_type must be one of: {', '.join(SOURCE_TYPES)}",
-                         field="source_type")
+        raise BadRequest(
+            f"source_type must be one of: {', '.join(SOURCE_TYPES)}", field="source_type"
+        )
 
 
 def status_of(conn: Connection) -> tuple[str, str]:
@@ -90,8 +91,9 @@ class SplitConfig:
     credentials: dict[str, str | None]
 
 
-def split(spec: ProviderSpec, config: Mapping[str, Any], *, for_update: bool = False
-          ) -> SplitConfig:
+def split(
+    spec: ProviderSpec, config: Mapping[str, Any], *, for_update: bool = False
+) -> SplitConfig:
     """Route each snake_case key to core ``config`` or ``credentials`` (camelCase).
 
     A secret sent as the mask means "unchanged": it is dropped (on create that makes it
@@ -117,8 +119,7 @@ def split(spec: ProviderSpec, config: Mapping[str, Any], *, for_update: bool = F
         elif isinstance(key, str) and _SAFE_KEY.fullmatch(key):
             raise BadRequest(f"config.{key} is not a {spec.name} setting", field=f"config.{key}")
         else:
-            raise BadRequest(f"config has a key that is not a {spec.name} setting",
-                             field="config")
+            raise BadRequest(f"config has a key that is not a {spec.name} setting", field="config")
     return SplitConfig(core, secrets)
 
 

@@ -15,16 +15,20 @@ from connhub.workspaces.principal import Principal
 
 
 async def list_sources(session: AsyncSession, principal: Principal) -> Sequence[Connection]:
-    stmt = (select(Connection)
-            .where(visible_to(principal), Connection.face == FACE)
-            .order_by(Connection.created_at, Connection.id))
+    stmt = (
+        select(Connection)
+        .where(visible_to(principal), Connection.face == FACE)
+        .order_by(Connection.created_at, Connection.id)
+    )
     return (await session.execute(stmt)).scalars().all()
 
 
-async def get_source(session: AsyncSession, principal: Principal, source_id: uuid.UUID,
-                     *, for_update: bool = False) -> Connection | None:
-    stmt = select(Connection).where(visible_to(principal), Connection.face == FACE,
-                                    Connection.id == source_id)
+async def get_source(
+    session: AsyncSession, principal: Principal, source_id: uuid.UUID, *, for_update: bool = False
+) -> Connection | None:
+    stmt = select(Connection).where(
+        visible_to(principal), Connection.face == FACE, Connection.id == source_id
+    )
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar()

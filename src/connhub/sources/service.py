@@ -78,15 +78,17 @@ def _spec(registry: ProviderRegistry, source_type: str) -> ProviderSpec:
     return registry.get(source_type)
 
 
-def validate_new(registry: ProviderRegistry, source_type: str,
-                 config: Mapping[str, Any]) -> Unsaved:
+def validate_new(
+    registry: ProviderRegistry, source_type: str, config: Mapping[str, Any]
+) -> Unsaved:
     """Check a create/test body's ``source_type`` and ``config`` (400 naming the field)."""
     spec = _spec(registry, source_type)
     parts = split(spec, config)
     with sources_terms(spec):
         clean_config = spec.validate_config(parts.config)
         clean_credentials = spec.validate_credentials(
-            {k: v for k, v in parts.credentials.items() if v is not None})
+            {k: v for k, v in parts.credentials.items() if v is not None}
+        )
     return Unsaved(spec.name, clean_config, clean_credentials)
 
 
@@ -94,24 +96,27 @@ async def list_sources(session: AsyncSession, principal: Principal) -> list[Conn
     return list(await repo.list_sources(session, principal))
 
 
-async def get(session: AsyncSession, principal: Principal, source_id: uuid.UUID,
-              *, for_update: bool = False) -> Connection:
+async def get(
+    session: AsyncSession, principal: Principal, source_id: uuid.UUID, *, for_update: bool = False
+) -> Connection:
     conn = await repo.get_source(session, principal, source_id, for_update=for_update)
     if conn is None:
         raise NotFound("Source not found")
     return conn
 
 
-async def _shared_connection(session: AsyncSession, principal: Principal,
-                             connection_id: uuid.UUID) -> Connection:
+async def _shared_connection(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+) -> Connection:
     try:
         return await connections.get(session, principal, connection_id)
     except NotFound:
         raise NotFound("connection_id does not name a connection in this workspace") from None
 
 
-async def _refer(session: AsyncSession, principal: Principal, source_id: uuid.UUID,
-                 connection_id: uuid.UUID) -> None:
+async def _refer(
+    session: AsyncSession, principal: Principal, source_id: uuid.UUID, connection_id: uuid.UUID
+) -> None:
     if connection_id == source_id:
         raise BadRequest("connection_id cannot be the source itself", field="connection_id")
     await dependents.put(session, principal, connection_id, REFERENCE_KIND, str(source_id))
@@ -120,13 +125,18 @@ async def _refer(session: AsyncSession, principal: Principal, source_id: uuid.UU
 async def _unrefer(session: AsyncSession, source: Connection) -> None:
     reference = (source.face_data or {}).get("connection_id")
     if reference:
-        await dependents_repo.remove(session, uuid.UUID(reference), REFERENCE_KIND,
-                                     str(source.id))
+        await dependents_repo.remove(session, uuid.UUID(reference), REFERENCE_KIND, str(source.id))
 
 
 async def create(
-    session: AsyncSession, principal: Principal, *, registry: ProviderRegistry,
-    envelope: Envelope, name: str, source_type: str, config: Mapping[str, Any],
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    registry: ProviderRegistry,
+    envelope: Envelope,
+    name: str,
+    source_type: str,
+    config: Mapping[str, Any],
     connection_id: uuid.UUID | None = None,
 ) -> Connection:
     """A new source, ``pending``; nothing is contacted (clients test first)."""
@@ -137,16 +147,26 @@ async def create(
         await _shared_connection(session, principal, connection_id)
     face_data = {"connection_id": str(connection_id) if connection_id else None}
     conn = await connections.create(
-        session, principal, registry=registry, envelope=envelope, name=name,
-        provider=unsaved.provider, credentials=unsaved.credentials, config=unsaved.config,
-        visibility=Visibility.global_, face=FACE, face_data=face_data)
+        session,
+        principal,
+        registry=registry,
+        envelope=envelope,
+        name=name,
+        provider=unsaved.provider,
+        credentials=unsaved.credentials,
+        config=unsaved.config,
+        visibility=Visibility.global_,
+        face=FACE,
+        face_data=face_data,
+    )
     if connection_id is not None:
         await _refer(session, principal, conn.id, connection_id)
     return conn
 
 
-def _config_patch(spec: ProviderSpec, conn: Connection, config: Mapping[str, Any]
-                  ) -> tuple[dict[str, Any] | None, dict[str, str | None] | None]:
+def _config_patch(
+    spec: ProviderSpec, conn: Connection, config: Mapping[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, str | None] | None]:
     """What really changed, as core patches (``None`` values remove a key / clear a secret)."""
     parts = split(spec, config, for_update=True)
     with sources_terms(spec):
@@ -158,8 +178,13 @@ def _config_patch(spec: ProviderSpec, conn: Connection, config: Mapping[str, Any
 
 
 async def update(
-    session: AsyncSession, principal: Principal, source_id: uuid.UUID, changes: SourceChanges,
-    *, registry: ProviderRegistry, envelope: Envelope,
+    session: AsyncSession,
+    principal: Principal,
+    source_id: uuid.UUID,
+    changes: SourceChanges,
+    *,
+    registry: ProviderRegistry,
+    envelope: Envelope,
 ) -> Connection:
     connections.require(principal, Role.member)
     conn = await get(session, principal, source_id, for_update=True)
@@ -174,14 +199,19 @@ async def update(
         await _move_reference(session, principal, conn, changes.connection_id)
     with sources_terms(spec):
         conn = await connections.update(
-            session, principal, conn.id,
+            session,
+            principal,
+            conn.id,
             ConnectionPatch(name=name, config=config_patch, credentials=credentials_patch),
-            registry=registry, envelope=envelope)
+            registry=registry,
+            envelope=envelope,
+        )
     return conn
 
 
-async def _move_reference(session: AsyncSession, principal: Principal, conn: Connection,
-                          connection_id: uuid.UUID | None) -> None:
+async def _move_reference(
+    session: AsyncSession, principal: Principal, conn: Connection, connection_id: uuid.UUID | None
+) -> None:
     current = (conn.face_data or {}).get("connection_id")
     wanted = str(connection_id) if connection_id is not None else None
     if wanted == current:
@@ -214,8 +244,9 @@ def require_tester(principal: Principal) -> None:
     connections.require(principal, Role.member)
 
 
-async def prepare_stored_test(runtime: Runtime, principal: Principal,
-                              source_id: uuid.UUID) -> stored_verification.Prepared:
+async def prepare_stored_test(
+    runtime: Runtime, principal: Principal, source_id: uuid.UUID
+) -> stored_verification.Prepared:
     """Errors (404, 403, 400 disabled) surface here, as JSON, before the stream starts."""
     require_tester(principal)
     async with runtime.sessions() as session:
@@ -229,28 +260,40 @@ def unsaved_test_events(runtime: Runtime, unsaved: Unsaved) -> AsyncGenerator[Ev
     Closing the returned generator closes the verification stream, which cancels the check.
     """
     stream = verification.verify_stream(
-        unsaved.provider, unsaved.config, unsaved.credentials, settings=runtime.settings,
-        egress=runtime.egress, registry=runtime.registry)
+        unsaved.provider,
+        unsaved.config,
+        unsaved.credentials,
+        settings=runtime.settings,
+        egress=runtime.egress,
+        registry=runtime.registry,
+    )
     return verification.sse_events(stream)
 
 
-async def stored_test_events(runtime: Runtime, principal: Principal,
-                             prepared: stored_verification.Prepared
-                             ) -> AsyncGenerator[Event, None]:
+async def stored_test_events(
+    runtime: Runtime, principal: Principal, prepared: stored_verification.Prepared
+) -> AsyncGenerator[Event, None]:
     """``step`` per check, then ``done`` ``{success, source, steps}`` once it is recorded.
 
     Closing this early (client gone) closes ``stream_stored``, which cancels the check; the
     outcome of a cancelled check is never recorded, so the source keeps its previous status.
     """
-    stream = stored_verification.stream_stored(runtime, principal, prepared.connection_id,
-                                               prepared=prepared)
+    stream = stored_verification.stream_stored(
+        runtime, principal, prepared.connection_id, prepared=prepared
+    )
     try:
         async for item in stream:
             if isinstance(item, StepResult):
                 yield "step", item.to_public()
             else:
                 outcome, conn = item
-                yield "done", {"success": outcome.success, "source": to_source(conn),
-                               "steps": [step.to_public() for step in outcome.steps]}
+                yield (
+                    "done",
+                    {
+                        "success": outcome.success,
+                        "source": to_source(conn),
+                        "steps": [step.to_public() for step in outcome.steps],
+                    },
+                )
     finally:
         await stream.aclose()

@@ -221,9 +221,16 @@ async def create(runtime: Runtime, principal: Principal, config: WarehouseConfig
     async with runtime.sessions() as session:
         try:
             conn = await core.create(
-                session, principal, registry=runtime.registry, envelope=runtime.envelope,
-                name=NAME, provider=TYPE, credentials={"privateKey": pair.private_pem},
-                config=config.core_config(), visibility=Visibility.global_, face=FACE,
+                session,
+                principal,
+                registry=runtime.registry,
+                envelope=runtime.envelope,
+                name=NAME,
+                provider=TYPE,
+                credentials={"privateKey": pair.private_pem},
+                config=config.core_config(),
+                visibility=Visibility.global_,
+                face=FACE,
                 face_data=face_data,
             )
             await commit(session, conflict=ALREADY_EXISTS)
@@ -233,8 +240,14 @@ async def create(runtime: Runtime, principal: Principal, config: WarehouseConfig
 
 
 async def replace(
-    session: AsyncSession, principal: Principal, connection_id: str, config: WarehouseConfig,
-    *, registry: ProviderRegistry, envelope: Envelope, product_name: str,
+    session: AsyncSession,
+    principal: Principal,
+    connection_id: str,
+    config: WarehouseConfig,
+    *,
+    registry: ProviderRegistry,
+    envelope: Envelope,
+    product_name: str,
 ) -> Connection:
     """PUT: every editable field from ``config`` (omitted ones already defaulted)."""
     core.require(principal, Role.admin)
@@ -244,13 +257,25 @@ async def replace(
     if config.account_identifier.casefold() != current.account_identifier.casefold():
         raise ImmutableField(IMMUTABLE, field="account_identifier")
     config = dataclasses.replace(config, account_identifier=current.account_identifier)
-    return await _apply(session, principal, conn, config, registry=registry,
-                        envelope=envelope, product_name=product_name)
+    return await _apply(
+        session,
+        principal,
+        conn,
+        config,
+        registry=registry,
+        envelope=envelope,
+        product_name=product_name,
+    )
 
 
 async def patch(
-    session: AsyncSession, principal: Principal, connection_id: str,
-    changes: Mapping[str, Any], *, registry: ProviderRegistry, envelope: Envelope,
+    session: AsyncSession,
+    principal: Principal,
+    connection_id: str,
+    changes: Mapping[str, Any],
+    *,
+    registry: ProviderRegistry,
+    envelope: Envelope,
     product_name: str,
 ) -> Connection:
     """PATCH: only the given editable fields change (``None`` drops a host/port override)."""
@@ -260,13 +285,26 @@ async def patch(
         raise ImmutableField(IMMUTABLE, field=sorted(unknown)[0])
     conn = await get(session, principal, connection_id, for_update=True)
     config = dataclasses.replace(WarehouseConfig.from_core(conn.config), **changes)
-    return await _apply(session, principal, conn, config, registry=registry,
-                        envelope=envelope, product_name=product_name)
+    return await _apply(
+        session,
+        principal,
+        conn,
+        config,
+        registry=registry,
+        envelope=envelope,
+        product_name=product_name,
+    )
 
 
 async def _apply(
-    session: AsyncSession, principal: Principal, conn: Connection, config: WarehouseConfig,
-    *, registry: ProviderRegistry, envelope: Envelope, product_name: str,
+    session: AsyncSession,
+    principal: Principal,
+    conn: Connection,
+    config: WarehouseConfig,
+    *,
+    registry: ProviderRegistry,
+    envelope: Envelope,
+    product_name: str,
 ) -> Connection:
     """Store the config through the core (which marks it needs_verification), then reset the
     face: no earlier test result applies to the new settings. The key pair is kept: the
@@ -274,8 +312,12 @@ async def _apply(
     public_key = str((conn.face_data or {}).get("public_key") or "")
     script = render_script(product_name, config, public_key)
     conn = await core.update(
-        session, principal, conn.id, ConnectionPatch(config=config.core_patch()),
-        registry=registry, envelope=envelope,
+        session,
+        principal,
+        conn.id,
+        ConnectionPatch(config=config.core_patch()),
+        registry=registry,
+        envelope=envelope,
     )
     conn.face_data = {
         **(conn.face_data or {}),
@@ -306,15 +348,25 @@ async def run_test(runtime: Runtime, principal: Principal, connection_id: str) -
         conn_id = (await get(session, principal, connection_id)).id
     prepared = await core_verify.prepare(runtime, principal, conn_id, role=Role.admin)
     outcome = await verification.verify(
-        prepared.provider, prepared.config, prepared.credentials, settings=runtime.settings,
-        egress=runtime.egress, registry=runtime.registry,
+        prepared.provider,
+        prepared.config,
+        prepared.credentials,
+        settings=runtime.settings,
+        egress=runtime.egress,
+        registry=runtime.registry,
     )
     error = None if outcome.success else _driver_text(outcome.raw_error or outcome.message)
     status = FaceStatus.connected if outcome.success else FaceStatus.error
     await core_verify.record(
-        runtime, principal, conn_id, outcome,
-        face_updates={"status": status.value, "last_tested_at": iso_z(outcome.checked_at),
-                      "last_error": error},
+        runtime,
+        principal,
+        conn_id,
+        outcome,
+        face_updates={
+            "status": status.value,
+            "last_tested_at": iso_z(outcome.checked_at),
+            "last_error": error,
+        },
     )
     return TestResult(success=outcome.success, tested_at=outcome.checked_at, error=error)
 

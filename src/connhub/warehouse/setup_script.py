@@ -25,8 +25,7 @@ _ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 IDENTIFIER_MESSAGE = (
-    "Must be a Snowflake identifier: 1-255 letters, digits, _ or $, not starting with a digit "
-    "or $."
+    "Must be a Snowflake identifier: 1-255 letters, digits, _ or $, not starting with a digit or $."
 )
 ACCOUNT_MESSAGE = (
     "Must be a Snowflake account identifier such as xy12345.us-east-1 or myorg-myaccount "

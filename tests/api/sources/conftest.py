@@ -17,8 +17,9 @@ MakeSource = Callable[..., Awaitable[dict[str, Any]]]
 @pytest.fixture
 def make_source(client: httpx.AsyncClient) -> MakeSource:
     async def make(caller: Any, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        resp = await client.post(sources_url(caller), json=payload or body(),
-                                 headers=source_headers(caller))
+        resp = await client.post(
+            sources_url(caller), json=payload or body(), headers=source_headers(caller)
+        )
         assert resp.status_code == 201, resp.text
         data: dict[str, Any] = resp.json()
         return data

@@ -41,14 +41,20 @@ def parse_event(block: str) -> tuple[str, Any]:
     name, data = "message", []
     for line in block.split("\n"):
         if line.startswith("event:"):
-            name = line[len("event:"):].strip()
+            name = line[len("event:") :].strip()
         elif line.startswith("data:"):
-            data.append(line[len("data:"):].strip())
+            data.append(line[len("data:") :].strip())
     return name, json.loads("\n".join(data))
 
 
-async def read_events(client: httpx.AsyncClient, url: str, *, headers: dict[str, str],
-                      json_body: Any = None, stop_after: int | None = None) -> Stream:
+async def read_events(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    headers: dict[str, str],
+    json_body: Any = None,
+    stop_after: int | None = None,
+) -> Stream:
     """POST and collect events as they arrive; ``stop_after`` closes early (a client leaving)."""
     started = time.monotonic()
     async with client.stream("POST", url, headers=headers, json=json_body) as resp:

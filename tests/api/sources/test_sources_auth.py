@@ -9,8 +9,15 @@ from sources_support import body, source_headers, sources_url
 
 from connhub.workspaces.principal import Role
 
-ROUTES = [("GET", ""), ("POST", ""), ("POST", "/test"), ("GET", "/{sid}"), ("PUT", "/{sid}"),
-          ("DELETE", "/{sid}"), ("POST", "/{sid}/test")]
+ROUTES = [
+    ("GET", ""),
+    ("POST", ""),
+    ("POST", "/test"),
+    ("GET", "/{sid}"),
+    ("PUT", "/{sid}"),
+    ("DELETE", "/{sid}"),
+    ("POST", "/{sid}/test"),
+]
 
 
 def _path(template: str, sid: str) -> str:
@@ -24,10 +31,12 @@ async def test_missing_or_bad_token_is_401(client, admin) -> None:
         ws = {"X-Workspace-ID": str(admin.workspace_id)}
         resp = await client.request(method, url, headers=ws, json=body())
         assert resp.status_code == 401, (method, template)
-        assert resp.json() == {"error": "Authentication required: send Authorization: "
-                                        "Bearer <token>"}
-        resp = await client.request(method, url, json=body(),
-                                    headers={**ws, "Authorization": "Bearer chub_nope"})
+        assert resp.json() == {
+            "error": "Authentication required: send Authorization: Bearer <token>"
+        }
+        resp = await client.request(
+            method, url, json=body(), headers={**ws, "Authorization": "Bearer chub_nope"}
+        )
         assert resp.status_code == 401
         assert resp.json() == {"error": "Invalid or revoked token"}
 
@@ -45,18 +54,24 @@ async def test_header_not_matching_path_is_403(client, admin, make_caller) -> No
     sid = str(uuid.uuid4())
     for method, template in ROUTES:
         resp = await client.request(
-            method, sources_url(admin, _path(template, sid)), json=body(),
-            headers={**both.headers, "X-Workspace-ID": str(other.workspace_id)})
+            method,
+            sources_url(admin, _path(template, sid)),
+            json=body(),
+            headers={**both.headers, "X-Workspace-ID": str(other.workspace_id)},
+        )
         assert resp.status_code == 403, (method, template)
         assert resp.json() == {"error": "X-Workspace-ID does not match the workspace in the path"}
     # The same caller, header matching the path: allowed.
-    ok = await client.get(sources_url(admin), headers={
-        **both.headers, "X-Workspace-ID": str(admin.workspace_id).upper()})
+    ok = await client.get(
+        sources_url(admin),
+        headers={**both.headers, "X-Workspace-ID": str(admin.workspace_id).upper()},
+    )
     assert ok.status_code == 200
 
 
-async def test_non_member_is_403_whether_or_not_the_workspace_exists(client, admin,
-                                                                     make_caller) -> None:
+async def test_non_member_is_403_whether_or_not_the_workspace_exists(
+    client, admin, make_caller
+) -> None:
     stranger = await make_caller(Role.admin)
     for workspace in (str(admin.workspace_id), str(uuid.uuid4()), "not-a-uuid"):
         url = f"/api/v1/workspaces/{workspace}/sources"
@@ -65,12 +80,14 @@ async def test_non_member_is_403_whether_or_not_the_workspace_exists(client, adm
         assert resp.json() == {"error": "not a workspace member"}
 
 
-async def test_other_workspace_sources_are_invisible(client, admin, make_caller,
-                                                     make_source) -> None:
+async def test_other_workspace_sources_are_invisible(
+    client, admin, make_caller, make_source
+) -> None:
     source = await make_source(admin)
     stranger = await make_caller(Role.admin)
-    resp = await client.get(sources_url(stranger, f"/{source['id']}"),
-                            headers=source_headers(stranger))
+    resp = await client.get(
+        sources_url(stranger, f"/{source['id']}"), headers=source_headers(stranger)
+    )
     assert resp.status_code == 404
     listing = await client.get(sources_url(stranger), headers=source_headers(stranger))
     assert listing.json() == []
@@ -82,7 +99,8 @@ async def test_viewer_reads_member_writes(client, admin, make_caller, make_sourc
     source = await make_source(admin)
     url = sources_url(viewer, f"/{source['id']}")
     assert (await client.get(sources_url(viewer), headers=source_headers(viewer))).json() == [
-        source]
+        source
+    ]
     assert (await client.get(url, headers=source_headers(viewer))).status_code == 200
     for method, payload in (("PUT", {"name": "x"}), ("DELETE", None)):
         resp = await client.request(method, url, headers=source_headers(viewer), json=payload)
@@ -91,8 +109,11 @@ async def test_viewer_reads_member_writes(client, admin, make_caller, make_sourc
     resp = await client.post(sources_url(viewer), headers=source_headers(viewer), json=body())
     assert resp.status_code == 403
     # A member sees and changes a source someone else created (sources are workspace-wide).
-    resp = await client.put(sources_url(member, f"/{source['id']}"),
-                            headers=source_headers(member), json={"name": "By member"})
+    resp = await client.put(
+        sources_url(member, f"/{source['id']}"),
+        headers=source_headers(member),
+        json={"name": "By member"},
+    )
     assert resp.status_code == 200 and resp.json()["created_by"] == str(admin.user_id)
     created = await client.post(sources_url(member), headers=source_headers(member), json=body())
     assert created.status_code == 201

@@ -73,11 +73,13 @@ def assert_step_shape(step: dict[str, Any]) -> None:
     assert isinstance(step["message"], str) and step["message"]
 
 
-async def test_new_connection_passes_against_fakesnow(http, admin, fakesnow_server,
-                                                      fakesnow_db) -> None:
+async def test_new_connection_passes_against_fakesnow(
+    http, admin, fakesnow_server, fakesnow_db
+) -> None:
     payload = {"source_type": "snowflake", "config": fakesnow_config(fakesnow_server, fakesnow_db)}
-    stream = await read_events(http, sources_url(admin, "/test"), headers=source_headers(admin),
-                               json_body=payload)
+    stream = await read_events(
+        http, sources_url(admin, "/test"), headers=source_headers(admin), json_body=payload
+    )
     assert stream.status == 200
     assert stream.headers["content-type"].startswith("text/event-stream")
     assert stream.headers["cache-control"] == "no-cache"
@@ -99,8 +101,9 @@ async def test_new_connection_passes_against_fakesnow(http, admin, fakesnow_serv
 async def test_new_connection_unreachable_fails_then_skips(http, admin) -> None:
     port = closed_port()
     payload = {"source_type": "snowflake", "config": loopback_snowflake(port)}
-    stream = await read_events(http, sources_url(admin, "/test"), headers=source_headers(admin),
-                               json_body=payload)
+    stream = await read_events(
+        http, sources_url(admin, "/test"), headers=source_headers(admin), json_body=payload
+    )
     assert [s["status"] for s in stream.steps] == ["failed", "skipped", "skipped"]
     assert stream.steps[0]["code"] == "network_unreachable"
     assert f"127.0.0.1:{port}" in stream.steps[0]["message"]
@@ -109,8 +112,12 @@ async def test_new_connection_unreachable_fails_then_skips(http, admin) -> None:
 
 async def test_databricks_refused_port_is_a_failed_step(http, admin) -> None:
     payload = body("databricks", host="127.0.0.1")  # nothing listens on 127.0.0.1:443
-    stream = await read_events(http, sources_url(admin, "/test"), headers=source_headers(admin),
-                               json_body={k: payload[k] for k in ("source_type", "config")})
+    stream = await read_events(
+        http,
+        sources_url(admin, "/test"),
+        headers=source_headers(admin),
+        json_body={k: payload[k] for k in ("source_type", "config")},
+    )
     assert [s["status"] for s in stream.steps] == ["failed", "skipped", "skipped"]
     assert stream.done["success"] is False
     assert SECRET not in str(stream.events)
@@ -120,8 +127,9 @@ async def test_steps_stream_as_they_finish(http, admin, silent_port) -> None:
     """Connectivity passes at once; the login hangs until the 3 s budget. The first event must
     not wait for the last: a buffered stream would deliver both at the end."""
     payload = {"source_type": "snowflake", "config": loopback_snowflake(silent_port)}
-    stream = await read_events(http, sources_url(admin, "/test"), headers=source_headers(admin),
-                               json_body=payload)
+    stream = await read_events(
+        http, sources_url(admin, "/test"), headers=source_headers(admin), json_body=payload
+    )
     first, done = stream.events[0], stream.named("done")[0]
     assert first.name == "step" and first.data["name"] == "connectivity"
     assert first.data["status"] == "passed"
@@ -136,14 +144,19 @@ async def test_invalid_test_body_is_json_400_before_streaming(http, admin) -> No
     cases = [
         ({"config": snowflake_config()}, "source_type is required"),
         ({"source_type": "snowflake"}, "config is required"),
-        ({"source_type": "postgres", "config": {}},
-         "source_type must be one of: snowflake, bigquery, databricks"),
-        ({"source_type": "snowflake", "config": snowflake_config(account=None)},
-         "config.account is required"),
+        (
+            {"source_type": "postgres", "config": {}},
+            "source_type must be one of: snowflake, bigquery, databricks",
+        ),
+        (
+            {"source_type": "snowflake", "config": snowflake_config(account=None)},
+            "config.account is required",
+        ),
     ]
     for payload, message in cases:
-        stream = await read_events(http, sources_url(admin, "/test"),
-                                   headers=source_headers(admin), json_body=payload)
+        stream = await read_events(
+            http, sources_url(admin, "/test"), headers=source_headers(admin), json_body=payload
+        )
         assert stream.status == 400, payload
         assert stream.headers["content-type"] == "application/json"
         assert stream.events == []
@@ -154,20 +167,29 @@ async def test_invalid_test_body_is_json_400_before_streaming(http, admin) -> No
 async def test_viewer_cannot_run_tests(http, make_caller, admin, make_source) -> None:
     viewer = await make_caller(Role.viewer, workspace=admin.workspace_slug)
     payload = {"source_type": "snowflake", "config": snowflake_config()}
-    resp = await http.post(sources_url(viewer, "/test"), json=payload,
-                           headers=source_headers(viewer))
+    resp = await http.post(
+        sources_url(viewer, "/test"), json=payload, headers=source_headers(viewer)
+    )
     assert resp.status_code == 403
     source = await make_source(admin)
-    resp = await http.post(sources_url(viewer, f"/{source['id']}/test"),
-                           headers=source_headers(viewer))
+    resp = await http.post(
+        sources_url(viewer, f"/{source['id']}/test"), headers=source_headers(viewer)
+    )
     assert resp.status_code == 403
     assert resp.json() == {"error": "This action needs the member role"}
 
 
-async def test_existing_source_connects_then_errors(http, admin, fakesnow_server, fakesnow_db,
-                                                    make_source) -> None:
-    source = await make_source(admin, {"name": "fake", "source_type": "snowflake",
-                                       "config": fakesnow_config(fakesnow_server, fakesnow_db)})
+async def test_existing_source_connects_then_errors(
+    http, admin, fakesnow_server, fakesnow_db, make_source
+) -> None:
+    source = await make_source(
+        admin,
+        {
+            "name": "fake",
+            "source_type": "snowflake",
+            "config": fakesnow_config(fakesnow_server, fakesnow_db),
+        },
+    )
     url = sources_url(admin, f"/{source['id']}/test")
     stream = await read_events(http, url, headers=source_headers(admin))
     assert stream.status == 200
@@ -179,15 +201,19 @@ async def test_existing_source_connects_then_errors(http, admin, fakesnow_server
     assert done["source"]["status_error"] == ""
     assert done["source"]["config"]["password"] == "********"
     assert done["source"]["id"] == source["id"]
-    got = (await http.get(sources_url(admin, f"/{source['id']}"),
-                          headers=source_headers(admin))).json()
+    got = (
+        await http.get(sources_url(admin, f"/{source['id']}"), headers=source_headers(admin))
+    ).json()
     assert got["status"] == "connected"
 
     # Point it at a closed port: a config change makes it pending, the test makes it error.
     port = closed_port()
     new_config = {**got["config"], "port": port}
-    resp = await http.put(sources_url(admin, f"/{source['id']}"), headers=source_headers(admin),
-                          json={"config": new_config})
+    resp = await http.put(
+        sources_url(admin, f"/{source['id']}"),
+        headers=source_headers(admin),
+        json={"config": new_config},
+    )
     assert resp.json()["status"] == "pending"
     stream = await read_events(http, url, headers=source_headers(admin))
     done = stream.done
@@ -200,11 +226,18 @@ async def test_existing_source_connects_then_errors(http, admin, fakesnow_server
 
 async def test_bigquery_against_the_fake(http, admin, bigquery_fake: BigQueryFake) -> None:
     bigquery_fake.datasets.add(("acme-analytics", "marts"))
-    config = {"project_id": "acme-analytics", "dataset": "marts",
-              "api_endpoint": bigquery_fake.endpoint,
-              "credentials_json": bigquery_fake.credentials_json()}
-    stream = await read_events(http, sources_url(admin, "/test"), headers=source_headers(admin),
-                               json_body={"source_type": "bigquery", "config": config})
+    config = {
+        "project_id": "acme-analytics",
+        "dataset": "marts",
+        "api_endpoint": bigquery_fake.endpoint,
+        "credentials_json": bigquery_fake.credentials_json(),
+    }
+    stream = await read_events(
+        http,
+        sources_url(admin, "/test"),
+        headers=source_headers(admin),
+        json_body={"source_type": "bigquery", "config": config},
+    )
     assert [s["status"] for s in stream.steps] == ["passed"] * 3, stream.steps
     assert stream.done["success"] is True
     assert "PRIVATE KEY" not in str(stream.events)
@@ -216,15 +249,17 @@ async def test_existing_source_unknown_or_disabled_is_json(http, admin, make_sou
     assert resp.status_code == 404 and resp.json() == {"error": "Source not found"}
     source = await make_source(admin)
     await http.post(f"/api/v1/connections/{source['id']}/disable", headers=admin.headers)
-    resp = await http.post(sources_url(admin, f"/{source['id']}/test"),
-                           headers=source_headers(admin))
+    resp = await http.post(
+        sources_url(admin, f"/{source['id']}/test"), headers=source_headers(admin)
+    )
     assert resp.status_code == 400
     assert resp.json() == {"error": "Connection is disabled; reactivate it first"}
 
 
 def _verification_tasks() -> list[asyncio.Task[Any]]:
-    return [t for t in asyncio.all_tasks()
-            if t.get_name() == "connhub-verification" and not t.done()]
+    return [
+        t for t in asyncio.all_tasks() if t.get_name() == "connhub-verification" and not t.done()
+    ]
 
 
 async def _wait_no_verification(deadline_s: float) -> float:
@@ -235,21 +270,27 @@ async def _wait_no_verification(deadline_s: float) -> float:
     return time.monotonic() - started
 
 
-async def test_client_leaving_cancels_the_stored_test(http, admin, silent_port, make_source,
-                                                      runtime: Runtime) -> None:
+async def test_client_leaving_cancels_the_stored_test(
+    http, admin, silent_port, make_source, runtime: Runtime
+) -> None:
     """Read the first step, hang up: the server (same event loop as this test) cancels the
     check at once and records nothing, so the source stays pending after the budget."""
     source = await make_source(admin, body(**loopback_snowflake(silent_port)))
     started = time.monotonic()
-    stream = await read_events(http, sources_url(admin, f"/{source['id']}/test"),
-                               headers=source_headers(admin), stop_after=1)
+    stream = await read_events(
+        http,
+        sources_url(admin, f"/{source['id']}/test"),
+        headers=source_headers(admin),
+        stop_after=1,
+    )
     assert stream.steps[0]["name"] == "connectivity"
     assert _verification_tasks(), "the check should still be running when we hang up"
     assert await _wait_no_verification(1.0) < 1.0
     # Past the point where the abandoned check would have timed out and been recorded.
     await asyncio.sleep(max(0.0, 3.0 + 0.7 - (time.monotonic() - started)))
-    got = (await http.get(sources_url(admin, f"/{source['id']}"),
-                          headers=source_headers(admin))).json()
+    got = (
+        await http.get(sources_url(admin, f"/{source['id']}"), headers=source_headers(admin))
+    ).json()
     assert got["status"] == "pending" and got["status_error"] == ""
     async with runtime.sessions() as session:
         conn = await session.get(Connection, uuid.UUID(source["id"]))
@@ -259,7 +300,12 @@ async def test_client_leaving_cancels_the_stored_test(http, admin, silent_port, 
 
 async def test_client_leaving_cancels_the_unsaved_test(http, admin, silent_port) -> None:
     payload = {"source_type": "snowflake", "config": loopback_snowflake(silent_port)}
-    stream = await read_events(http, sources_url(admin, "/test"), headers=source_headers(admin),
-                               json_body=payload, stop_after=1)
+    stream = await read_events(
+        http,
+        sources_url(admin, "/test"),
+        headers=source_headers(admin),
+        json_body=payload,
+        stop_after=1,
+    )
     assert stream.steps[0]["status"] == "passed"
     assert await _wait_no_verification(1.5) < 1.5

@@ -27,8 +27,9 @@ def fast_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def fast_app(fast_settings: Settings,
-                   app_and_runtime: tuple[object, Runtime]) -> AsyncIterator[FastAPI]:
+async def fast_app(
+    fast_settings: Settings, app_and_runtime: tuple[object, Runtime]
+) -> AsyncIterator[FastAPI]:
     """Started after the suite's app, so the key file already exists when it loads."""
     app = create_app(fast_settings)
     async with app.router.lifespan_context(app):

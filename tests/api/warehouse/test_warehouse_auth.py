@@ -27,15 +27,17 @@ async def test_no_or_bad_credentials_are_401(wh, admin) -> None:
         resp = await wh.request(method, url, json=payload)
         assert resp.status_code == 401, (method, url)
         assert resp.json() == {"detail": "Authentication credentials were not provided."}
-        resp = await wh.request(method, url, json=payload,
-                                headers={"Authorization": "Token not-a-real-token"})
+        resp = await wh.request(
+            method, url, json=payload, headers={"Authorization": "Token not-a-real-token"}
+        )
         assert resp.status_code == 401 and resp.json() == {"detail": "Invalid token."}
 
 
 async def test_token_api_key_and_bearer_schemes(wh, admin) -> None:
     for scheme in ("Token", "Api-Key", "Bearer"):
-        resp = await wh.get(base(admin.workspace_slug),
-                            headers={"Authorization": f"{scheme} {admin.token}"})
+        resp = await wh.get(
+            base(admin.workspace_slug), headers={"Authorization": f"{scheme} {admin.token}"}
+        )
         assert resp.status_code == 200, scheme
 
 
@@ -59,8 +61,7 @@ async def test_other_or_unknown_organisation_is_404(wh, make_caller) -> None:
 
 async def test_viewers_and_members_read_but_do_not_write(wh, make_caller) -> None:
     owner = await make_caller(Role.admin)
-    created = (await wh.post(base(owner.workspace_slug), json=body(),
-                             headers=owner.headers)).json()
+    created = (await wh.post(base(owner.workspace_slug), json=body(), headers=owner.headers)).json()
     for role in (Role.viewer, Role.member):
         caller = await make_caller(role, workspace=owner.workspace_slug)
         listing = await wh.get(base(owner.workspace_slug), headers=caller.headers)
@@ -72,17 +73,14 @@ async def test_viewers_and_members_read_but_do_not_write(wh, make_caller) -> Non
                 continue
             resp = await wh.request(method, url, json=payload, headers=caller.headers)
             assert resp.status_code == 403, (role, method, url)
-            assert resp.json() == {
-                "detail": "You do not have permission to perform this action."}
+            assert resp.json() == {"detail": "You do not have permission to perform this action."}
         # permissions come before parsing: a viewer's bad body is still a 403
-        bad = await wh.post(base(owner.workspace_slug), json={"bogus": 1},
-                            headers=caller.headers)
+        bad = await wh.post(base(owner.workspace_slug), json={"bogus": 1}, headers=caller.headers)
         assert bad.status_code == 403
 
 
 async def test_no_fastapi_shapes_leak_into_this_face(wh, admin) -> None:
-    resp = await wh.get(f"{base(admin.workspace_slug)}{MISSING}/nowhere/",
-                        headers=admin.headers)
+    resp = await wh.get(f"{base(admin.workspace_slug)}{MISSING}/nowhere/", headers=admin.headers)
     assert resp.status_code == 404 and resp.json() == {"detail": "Not found."}
     resp = await wh.delete(base(admin.workspace_slug), headers=admin.headers)
     assert resp.status_code == 405 and set(resp.json()) == {"detail"}

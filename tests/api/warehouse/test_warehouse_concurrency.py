@@ -33,19 +33,25 @@ async def live_fast(fast_settings: Settings, runtime: Runtime) -> AsyncIterator[
 
 async def rows(runtime: Runtime, admin) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     async with runtime.sessions() as session:
-        conns = await session.scalar(select(func.count()).select_from(Connection).where(
-            Connection.workspace_id == admin.workspace_id))
-        secrets = await session.scalar(select(func.count()).select_from(ConnectionSecret).where(
-            ConnectionSecret.workspace_id == admin.workspace_id))
+        conns = await session.scalar(
+            select(func.count())
+            .select_from(Connection)
+            .where(Connection.workspace_id == admin.workspace_id)
+        )
+        secrets = await session.scalar(
+            select(func.count())
+            .select_from(ConnectionSecret)
+            .where(ConnectionSecret.workspace_id == admin.workspace_id)
+        )
     return int(conns or 0), int(secrets or 0)
 
 
 @pytest.mark.parametrize("parallel", [2, 8])
-async def test_parallel_creates_leave_one_row(live_fast: LiveServer, admin, runtime: Runtime,
-                                              parallel: int) -> None:
+async def test_parallel_creates_leave_one_row(
+    live_fast: LiveServer, admin, runtime: Runtime, parallel: int
+) -> None:
     url = base(admin.workspace_slug)
-    async with httpx.AsyncClient(base_url=live_fast.url, headers=admin.headers,
-                                 timeout=30) as c:
+    async with httpx.AsyncClient(base_url=live_fast.url, headers=admin.headers, timeout=30) as c:
         results = await asyncio.gather(*(c.post(url, json=body()) for _ in range(parallel)))
         listing = (await c.get(url)).json()
     codes = sorted(r.status_code for r in results)

@@ -21,13 +21,19 @@ from connhub.runtime import Runtime
 from connhub.workspaces.principal import Principal, Role
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-DEFAULT_CONFIG = {"warehouse": "COMPUTE_WH", "database": "FLAGSMITH", "schema": "ANALYTICS",
-                  "role": "FLAGSMITH_LOADER", "user": "FLAGSMITH_SERVICE"}
+DEFAULT_CONFIG = {
+    "warehouse": "COMPUTE_WH",
+    "database": "FLAGSMITH",
+    "schema": "ANALYTICS",
+    "role": "FLAGSMITH_LOADER",
+    "user": "FLAGSMITH_SERVICE",
+}
 
 
 async def create(wh: httpx.AsyncClient, caller, **overrides) -> dict:  # type: ignore[no-untyped-def]
-    resp = await wh.post(base(caller.workspace_slug), json=body(**overrides),
-                         headers=caller.headers)
+    resp = await wh.post(
+        base(caller.workspace_slug), json=body(**overrides), headers=caller.headers
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()
 
@@ -42,8 +48,17 @@ async def test_list_is_empty_then_holds_the_one_connection(wh, admin) -> None:
 
 async def test_create_answers_201_with_the_full_object_and_defaults(wh, admin) -> None:
     data = await create(wh, admin)
-    assert list(data) == ["id", "type", "status", "config", "public_key", "setup_script",
-                          "created_at", "last_tested_at", "last_error"]
+    assert list(data) == [
+        "id",
+        "type",
+        "status",
+        "config",
+        "public_key",
+        "setup_script",
+        "created_at",
+        "last_tested_at",
+        "last_error",
+    ]
     assert data["type"] == "snowflake"
     assert data["status"] == "pending_customer_setup"
     assert data["config"] == {"account_identifier": "xy12345.us-east-1", **DEFAULT_CONFIG}
@@ -55,13 +70,29 @@ async def test_create_answers_201_with_the_full_object_and_defaults(wh, admin) -
 
 
 async def test_names_are_upper_cased_and_overrides_echoed(wh, admin) -> None:
-    data = await create(wh, admin, warehouse="my_wh", database="Db1", schema="raw$data",
-                        role="loader", user="svc_user", host="127.0.0.1", port=8080,
-                        protocol="HTTP")
-    assert data["config"] == {"account_identifier": "xy12345.us-east-1", "warehouse": "MY_WH",
-                              "database": "DB1", "schema": "RAW$DATA", "role": "LOADER",
-                              "user": "SVC_USER", "host": "127.0.0.1", "port": 8080,
-                              "protocol": "http"}
+    data = await create(
+        wh,
+        admin,
+        warehouse="my_wh",
+        database="Db1",
+        schema="raw$data",
+        role="loader",
+        user="svc_user",
+        host="127.0.0.1",
+        port=8080,
+        protocol="HTTP",
+    )
+    assert data["config"] == {
+        "account_identifier": "xy12345.us-east-1",
+        "warehouse": "MY_WH",
+        "database": "DB1",
+        "schema": "RAW$DATA",
+        "role": "LOADER",
+        "user": "SVC_USER",
+        "host": "127.0.0.1",
+        "port": 8080,
+        "protocol": "http",
+    }
     assert "CREATE SCHEMA IF NOT EXISTS DB1.RAW$DATA;" in data["setup_script"]
 
 
@@ -80,10 +111,17 @@ async def test_detail_of_unknown_or_malformed_id_is_404(wh, admin) -> None:
 
 
 async def test_a_non_warehouse_connection_is_not_reachable_here(wh, admin) -> None:
-    other = await wh.post("/api/v1/connections", headers=admin.headers, json={
-        "name": "pg", "provider": "postgres", "visibility": "global",
-        "config": {"host": "h.example.com", "database": "d", "username": "u"},
-        "credentials": {"password": "pw-123456"}})
+    other = await wh.post(
+        "/api/v1/connections",
+        headers=admin.headers,
+        json={
+            "name": "pg",
+            "provider": "postgres",
+            "visibility": "global",
+            "config": {"host": "h.example.com", "database": "d", "username": "u"},
+            "credentials": {"password": "pw-123456"},
+        },
+    )
     assert other.status_code == 201
     resp = await wh.get(item(admin.workspace_slug, other.json()["id"]), headers=admin.headers)
     assert resp.status_code == 404
@@ -94,8 +132,9 @@ async def test_a_non_warehouse_connection_is_not_reachable_here(wh, admin) -> No
 
 
 async def test_missing_account_identifier(wh, admin) -> None:
-    resp = await wh.post(base(admin.workspace_slug), json={"type": "snowflake"},
-                         headers=admin.headers)
+    resp = await wh.post(
+        base(admin.workspace_slug), json={"type": "snowflake"}, headers=admin.headers
+    )
     assert resp.status_code == 400
     assert resp.json() == {"account_identifier": ["This field is required."]}
 
@@ -104,13 +143,16 @@ async def test_empty_body_names_every_required_field(wh, admin) -> None:
     for kwargs in ({"content": b""}, {"json": {}}):
         resp = await wh.post(base(admin.workspace_slug), headers=admin.headers, **kwargs)
         assert resp.status_code == 400
-        assert resp.json() == {"type": ["This field is required."],
-                               "account_identifier": ["This field is required."]}
+        assert resp.json() == {
+            "type": ["This field is required."],
+            "account_identifier": ["This field is required."],
+        }
 
 
 async def test_unknown_field_is_400(wh, admin) -> None:
-    resp = await wh.post(base(admin.workspace_slug), json=body(password="x", schema_="y"),
-                         headers=admin.headers)
+    resp = await wh.post(
+        base(admin.workspace_slug), json=body(password="x", schema_="y"), headers=admin.headers
+    )
     assert resp.status_code == 400
     assert resp.json() == {"password": ["Unknown field."], "schema_": ["Unknown field."]}
 
@@ -124,14 +166,14 @@ async def test_identifier_validation_names_the_field(wh, admin) -> None:
         "user": "A" * 256,
     }
     for field, value in cases.items():
-        resp = await wh.post(base(admin.workspace_slug), json=body(**{field: value}),
-                             headers=admin.headers)
+        resp = await wh.post(
+            base(admin.workspace_slug), json=body(**{field: value}), headers=admin.headers
+        )
         assert resp.status_code == 400, (field, resp.text)
         errors = resp.json()
         assert list(errors) == [field]
         assert "Snowflake identifier" in errors[field][0]
-    ok = await wh.post(base(admin.workspace_slug), json=body(user="A" * 255),
-                       headers=admin.headers)
+    ok = await wh.post(base(admin.workspace_slug), json=body(user="A" * 255), headers=admin.headers)
     assert ok.status_code == 201
 
 
@@ -149,22 +191,28 @@ async def test_account_type_and_value_shapes(wh, admin) -> None:
         ({"host": "h.example.com/path"}, "host"),
     ]
     for overrides, field in cases:
-        resp = await wh.post(base(admin.workspace_slug), json=body(**overrides),
-                             headers=admin.headers)
+        resp = await wh.post(
+            base(admin.workspace_slug), json=body(**overrides), headers=admin.headers
+        )
         assert resp.status_code == 400, overrides
         assert list(resp.json()) == [field], resp.text
         assert isinstance(resp.json()[field], list)
-    assert (await wh.post(base(admin.workspace_slug), json=body(type="bigquery"),
-                          headers=admin.headers)).json() == {
-        "type": ['"bigquery" is not a valid choice.']}
-    assert (await wh.post(base(admin.workspace_slug), json=body(account_identifier=""),
-                          headers=admin.headers)).json() == {
-        "account_identifier": ["This field may not be blank."]}
+    assert (
+        await wh.post(base(admin.workspace_slug), json=body(type="bigquery"), headers=admin.headers)
+    ).json() == {"type": ['"bigquery" is not a valid choice.']}
+    assert (
+        await wh.post(
+            base(admin.workspace_slug), json=body(account_identifier=""), headers=admin.headers
+        )
+    ).json() == {"account_identifier": ["This field may not be blank."]}
 
 
 async def test_malformed_bodies_are_400_detail_or_non_field(wh, admin) -> None:
-    resp = await wh.post(base(admin.workspace_slug), content=b"{not json",
-                         headers={**admin.headers, "content-type": "application/json"})
+    resp = await wh.post(
+        base(admin.workspace_slug),
+        content=b"{not json",
+        headers={**admin.headers, "content-type": "application/json"},
+    )
     assert resp.status_code == 400 and resp.json()["detail"].startswith("JSON parse error")
     resp = await wh.post(base(admin.workspace_slug), json=["a"], headers=admin.headers)
     assert resp.status_code == 400
@@ -179,28 +227,48 @@ async def test_second_create_is_409_and_leaves_one_row(wh, admin, runtime: Runti
     resp = await wh.post(base(admin.workspace_slug), json=body(), headers=admin.headers)
     assert resp.status_code == 409
     assert resp.json() == {
-        "detail": "This organisation already has an active warehouse connection."}
+        "detail": "This organisation already has an active warehouse connection."
+    }
     listing = (await wh.get(base(admin.workspace_slug), headers=admin.headers)).json()
     assert [c["id"] for c in listing] == [first["id"]]
     async with runtime.sessions() as session:
-        count = await session.scalar(select(func.count()).select_from(Connection).where(
-            Connection.workspace_id == admin.workspace_id))
+        count = await session.scalar(
+            select(func.count())
+            .select_from(Connection)
+            .where(Connection.workspace_id == admin.workspace_id)
+        )
     assert count == 1
 
 
 async def test_the_index_itself_refuses_a_second_row(wh, admin, runtime: Runtime) -> None:
     """Past the early check (as a racing request would be), core.create raises Conflict."""
     await create(wh, admin)
-    principal = Principal(user_id=admin.user_id, workspace_id=admin.workspace_id,
-                          role=Role.admin, email="x@example.com")
+    principal = Principal(
+        user_id=admin.user_id,
+        workspace_id=admin.workspace_id,
+        role=Role.admin,
+        email="x@example.com",
+    )
     async with runtime.sessions() as session:
         try:
-            await core.create(session, principal, registry=runtime.registry,
-                              envelope=runtime.envelope, name="Snowflake warehouse",
-                              provider="snowflake", credentials={"password": "pw-123456"},
-                              config={"account": "a", "warehouse": "W", "database": "D",
-                                      "schema": "S", "username": "U"},
-                              visibility=Visibility.global_, face="warehouse")
+            await core.create(
+                session,
+                principal,
+                registry=runtime.registry,
+                envelope=runtime.envelope,
+                name="Snowflake warehouse",
+                provider="snowflake",
+                credentials={"password": "pw-123456"},
+                config={
+                    "account": "a",
+                    "warehouse": "W",
+                    "database": "D",
+                    "schema": "S",
+                    "username": "U",
+                },
+                visibility=Visibility.global_,
+                face="warehouse",
+            )
         except Conflict:
             pass
         else:
@@ -223,8 +291,11 @@ async def test_put_replaces_and_reverts_omitted_fields_to_defaults(wh, admin) ->
     resp = await wh.put(url, json=body(database="OTHER"), headers=admin.headers)
     assert resp.status_code == 200, resp.text
     data = resp.json()
-    assert data["config"] == {"account_identifier": "xy12345.us-east-1",
-                              **DEFAULT_CONFIG, "database": "OTHER"}
+    assert data["config"] == {
+        "account_identifier": "xy12345.us-east-1",
+        **DEFAULT_CONFIG,
+        "database": "OTHER",
+    }
     assert data["public_key"] == created["public_key"]  # never regenerated
     assert data["id"] == created["id"] and data["created_at"] == created["created_at"]
     assert "CREATE DATABASE IF NOT EXISTS OTHER;" in data["setup_script"]
@@ -235,8 +306,7 @@ async def test_put_replaces_and_reverts_omitted_fields_to_defaults(wh, admin) ->
 async def test_put_immutables(wh, admin) -> None:
     created = await create(wh, admin)
     url = item(admin.workspace_slug, created["id"])
-    resp = await wh.put(url, json=body(account_identifier="other-account"),
-                        headers=admin.headers)
+    resp = await wh.put(url, json=body(account_identifier="other-account"), headers=admin.headers)
     assert resp.status_code == 400
     assert resp.json() == {"account_identifier": ["This field cannot be changed."]}
     resp = await wh.put(url, json=body(type="bigquery"), headers=admin.headers)
@@ -244,8 +314,9 @@ async def test_put_immutables(wh, admin) -> None:
     assert resp.json() == {"type": ["This field cannot be changed."]}
     resp = await wh.put(url, json={"type": "snowflake"}, headers=admin.headers)
     assert resp.json() == {"account_identifier": ["This field is required."]}
-    same = await wh.put(url, json=body(account_identifier="XY12345.US-EAST-1"),
-                        headers=admin.headers)
+    same = await wh.put(
+        url, json=body(account_identifier="XY12345.US-EAST-1"), headers=admin.headers
+    )
     assert same.status_code == 200  # a change of case is no change
     assert same.json()["config"]["account_identifier"] == "xy12345.us-east-1"
 
@@ -253,12 +324,15 @@ async def test_put_immutables(wh, admin) -> None:
 async def test_patch_changes_only_what_is_sent(wh, admin) -> None:
     created = await create(wh, admin, host="h.example.com", port=8443)
     url = item(admin.workspace_slug, created["id"])
-    resp = await wh.patch(url, json={"warehouse": "big_wh", "port": None},
-                          headers=admin.headers)
+    resp = await wh.patch(url, json={"warehouse": "big_wh", "port": None}, headers=admin.headers)
     assert resp.status_code == 200, resp.text
     data = resp.json()
-    assert data["config"] == {"account_identifier": "xy12345.us-east-1", **DEFAULT_CONFIG,
-                              "warehouse": "BIG_WH", "host": "h.example.com"}
+    assert data["config"] == {
+        "account_identifier": "xy12345.us-east-1",
+        **DEFAULT_CONFIG,
+        "warehouse": "BIG_WH",
+        "host": "h.example.com",
+    }
     assert data["public_key"] == created["public_key"]
     assert "GRANT USAGE ON WAREHOUSE BIG_WH TO ROLE FLAGSMITH_LOADER;" in data["setup_script"]
 
@@ -266,8 +340,11 @@ async def test_patch_changes_only_what_is_sent(wh, admin) -> None:
 async def test_patch_with_type_or_account_identifier_is_400(wh, admin) -> None:
     created = await create(wh, admin)
     url = item(admin.workspace_slug, created["id"])
-    for sent in ({"type": "snowflake"}, {"account_identifier": "xy12345.us-east-1"},
-                 {"type": None}):
+    for sent in (
+        {"type": "snowflake"},
+        {"account_identifier": "xy12345.us-east-1"},
+        {"type": None},
+    ):
         resp = await wh.patch(url, json={**sent, "warehouse": "W"}, headers=admin.headers)
         assert resp.status_code == 400
         assert resp.json() == {next(iter(sent)): ["This field cannot be changed."]}
@@ -348,8 +425,9 @@ async def test_visible_through_the_connections_api(wh, admin, make_caller) -> No
     assert conn["config"]["account"] == "xy12345.us-east-1"
     assert conn["config"]["username"] == "FLAGSMITH_SERVICE"
     assert conn["config"]["stage"] == "FLAGSMITH_STAGE"
-    settings = (await wh.get(f"/api/v1/connections/{created['id']}/edit-settings",
-                             headers=admin.headers)).json()
+    settings = (
+        await wh.get(f"/api/v1/connections/{created['id']}/edit-settings", headers=admin.headers)
+    ).json()
     assert settings["secretFields"]["privateKey"] == {"configured": True}
     viewer = await make_caller(Role.viewer, workspace=admin.workspace_slug)
     seen = (await wh.get("/api/v1/connections", headers=viewer.headers)).json()

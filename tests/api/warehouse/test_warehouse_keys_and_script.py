@@ -35,19 +35,28 @@ GRANT USAGE, CREATE TABLE ON SCHEMA FLAGSMITH.ANALYTICS TO ROLE FLAGSMITH_LOADER
 GRANT READ, WRITE ON STAGE FLAGSMITH.ANALYTICS.FLAGSMITH_STAGE TO ROLE FLAGSMITH_LOADER;
 """  # noqa: E501 - API.md's template, line for line
 
-DEFAULT_NAMES = {"warehouse": "COMPUTE_WH", "database": "FLAGSMITH", "schema": "ANALYTICS",
-                 "role": "FLAGSMITH_LOADER", "user": "FLAGSMITH_SERVICE"}
+DEFAULT_NAMES = {
+    "warehouse": "COMPUTE_WH",
+    "database": "FLAGSMITH",
+    "schema": "ANALYTICS",
+    "role": "FLAGSMITH_LOADER",
+    "user": "FLAGSMITH_SERVICE",
+}
 
 
 def test_script_is_the_contract_template() -> None:
-    script = setup_script.render(product_name="Flagsmith Analytics", public_key=KEY,
-                                 **DEFAULT_NAMES)
+    script = setup_script.render(
+        product_name="Flagsmith Analytics", public_key=KEY, **DEFAULT_NAMES
+    )
     assert script == EXPECTED.format(key=KEY)
 
 
 def test_script_upper_cases_and_names_the_product_on_one_line() -> None:
-    script = setup_script.render(product_name="Acme\nDROP DATABASE X;", public_key=KEY,
-                                 **{**DEFAULT_NAMES, "role": "loader_role"})
+    script = setup_script.render(
+        product_name="Acme\nDROP DATABASE X;",
+        public_key=KEY,
+        **{**DEFAULT_NAMES, "role": "loader_role"},
+    )
     first, second = script.splitlines()[:2]
     assert first == "-- Acme DROP DATABASE X;" and second == "USE ROLE SYSADMIN;"
     assert "CREATE ROLE IF NOT EXISTS LOADER_ROLE;" in script
@@ -61,12 +70,12 @@ def test_script_refuses_what_is_not_an_identifier(name: str) -> None:
 
 def test_script_refuses_a_key_that_is_not_base64() -> None:
     with pytest.raises(ValueError):
-        setup_script.render(product_name="P", public_key="abc'; DROP USER X; --",
-                            **DEFAULT_NAMES)
+        setup_script.render(product_name="P", public_key="abc'; DROP USER X; --", **DEFAULT_NAMES)
 
 
-@pytest.mark.parametrize("account", ["xy12345", "xy12345.us-east-1", "myorg-my_account",
-                                     "xy12345.us-east-1.aws"])
+@pytest.mark.parametrize(
+    "account", ["xy12345", "xy12345.us-east-1", "myorg-my_account", "xy12345.us-east-1.aws"]
+)
 def test_account_identifiers_accepted(account: str) -> None:
     assert setup_script.account_identifier(account) == account
 

@@ -21,8 +21,9 @@ from support.fakesnow_server import (
 )
 
 
-async def test_private_key_never_leaves(wh: httpx.AsyncClient, admin, runtime: Runtime,
-                                        fakesnow_server: FakesnowServer) -> None:
+async def test_private_key_never_leaves(
+    wh: httpx.AsyncClient, admin, runtime: Runtime, fakesnow_server: FakesnowServer
+) -> None:
     database = unique_name()
     create_objects(fakesnow_server, database, "ANALYTICS")  # no stage: the test fails
     stream = io.StringIO()
@@ -31,14 +32,20 @@ async def test_private_key_never_leaves(wh: httpx.AsyncClient, admin, runtime: R
     bodies: list[str] = []
     org = admin.workspace_slug
     try:
+
         async def call(method: str, url: str, **kw) -> httpx.Response:  # type: ignore[no-untyped-def]
             resp = await wh.request(method, url, headers=admin.headers, **kw)
             bodies.append(resp.text)
             bodies.extend(f"{k}: {v}" for k, v in resp.headers.items())
             return resp
 
-        payload = body(account_identifier="fakeacct", database=database,
-                       host=fakesnow_server.host, port=fakesnow_server.port, protocol="http")
+        payload = body(
+            account_identifier="fakeacct",
+            database=database,
+            host=fakesnow_server.host,
+            port=fakesnow_server.port,
+            protocol="http",
+        )
         created = (await call("POST", base(org), json=payload)).json()
         cid = created["id"]
         await call("POST", base(org), json=payload)  # 409

@@ -28,8 +28,13 @@ ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 def on_fakesnow(server: FakesnowServer, database: str) -> dict:
-    return body(account_identifier="fakeacct", database=database, host=server.host,
-                port=server.port, protocol="http")
+    return body(
+        account_identifier="fakeacct",
+        database=database,
+        host=server.host,
+        port=server.port,
+        protocol="http",
+    )
 
 
 async def create(wh: httpx.AsyncClient, caller, payload: dict) -> dict:  # type: ignore[no-untyped-def]
@@ -50,16 +55,14 @@ def ready_database(fakesnow_server: FakesnowServer) -> str:
     return name
 
 
-async def test_success_once_the_stage_exists(wh, admin, fakesnow_server,
-                                             ready_database) -> None:
+async def test_success_once_the_stage_exists(wh, admin, fakesnow_server, ready_database) -> None:
     created = await create(wh, admin, on_fakesnow(fakesnow_server, ready_database))
     resp = await probe(wh, admin, created["id"], json={})
     assert resp.status_code == 200, resp.text
     result = resp.json()
     assert result["success"] is True and list(result) == ["success", "tested_at"]
     assert ISO_Z.match(result["tested_at"])
-    after = (await wh.get(item(admin.workspace_slug, created["id"]),
-                          headers=admin.headers)).json()
+    after = (await wh.get(item(admin.workspace_slug, created["id"]), headers=admin.headers)).json()
     assert after["status"] == "connected"
     assert after["last_error"] is None
     assert after["last_tested_at"] == result["tested_at"]
@@ -73,33 +76,36 @@ async def test_missing_stage_returns_the_raw_snowflake_error(wh, admin, fakesnow
     assert resp.status_code == 200
     result = resp.json()
     assert result["success"] is False and ISO_Z.match(result["tested_at"])
-    assert (f"Stage '{database}.ANALYTICS.FLAGSMITH_STAGE' does not exist or not authorized"
-            in result["error"])
+    assert (
+        f"Stage '{database}.ANALYTICS.FLAGSMITH_STAGE' does not exist or not authorized"
+        in result["error"]
+    )
     assert result["error"].startswith("002003 (02000): SQL compilation error")  # driver's words
-    after = (await wh.get(item(admin.workspace_slug, created["id"]),
-                          headers=admin.headers)).json()
+    after = (await wh.get(item(admin.workspace_slug, created["id"]), headers=admin.headers)).json()
     assert after["status"] == "error"
     assert after["last_error"] == result["error"]
     assert after["last_tested_at"] == result["tested_at"]
 
 
 async def test_unreachable_account_is_a_failed_test_not_a_5xx(wh, admin) -> None:
-    created = await create(wh, admin, body(account_identifier="fakeacct", host="127.0.0.1",
-                                           port=closed_port(), protocol="http"))
+    created = await create(
+        wh,
+        admin,
+        body(account_identifier="fakeacct", host="127.0.0.1", port=closed_port(), protocol="http"),
+    )
     resp = await probe(wh, admin, created["id"], json={})
     assert resp.status_code == 200
     result = resp.json()
     assert result["success"] is False
     assert result["error"]  # the raw socket error, e.g. "ConnectionRefusedError: ..."
-    assert "refused" in result["error"].lower() or "connect call failed" in \
-        result["error"].lower()
-    after = (await wh.get(item(admin.workspace_slug, created["id"]),
-                          headers=admin.headers)).json()
+    assert "refused" in result["error"].lower() or "connect call failed" in result["error"].lower()
+    after = (await wh.get(item(admin.workspace_slug, created["id"]), headers=admin.headers)).json()
     assert after["status"] == "error" and after["last_error"] == result["error"]
 
 
-async def test_status_transitions(wh, admin, fakesnow_server, ready_database,
-                                  runtime: Runtime) -> None:
+async def test_status_transitions(
+    wh, admin, fakesnow_server, ready_database, runtime: Runtime
+) -> None:
     """API.md's table, with the core status kept in step (Connections API view)."""
     created = await create(wh, admin, on_fakesnow(fakesnow_server, ready_database))
     url = item(admin.workspace_slug, created["id"])
@@ -118,26 +124,29 @@ async def test_status_transitions(wh, admin, fakesnow_server, ready_database,
     # PATCH: pending again, last_error cleared, last_tested_at kept
     resp = await wh.patch(url, json={"schema": "MISSING_SCHEMA"}, headers=admin.headers)
     assert resp.status_code == 200
-    assert await state() == ("pending_customer_setup", ok["tested_at"], None,
-                             "needs_verification")
+    assert await state() == ("pending_customer_setup", ok["tested_at"], None, "needs_verification")
 
     failed = (await probe(wh, admin, created["id"])).json()
     assert failed["success"] is False and failed["error"]
     assert await state() == ("error", failed["tested_at"], failed["error"], "error")
 
     # PUT from error: pending, last_error null, last_tested_at kept
-    resp = await wh.put(url, json=on_fakesnow(fakesnow_server, ready_database),
-                        headers=admin.headers)
+    resp = await wh.put(
+        url, json=on_fakesnow(fakesnow_server, ready_database), headers=admin.headers
+    )
     assert resp.status_code == 200
-    assert await state() == ("pending_customer_setup", failed["tested_at"], None,
-                             "needs_verification")
+    assert await state() == (
+        "pending_customer_setup",
+        failed["tested_at"],
+        None,
+        "needs_verification",
+    )
 
     # a test may run from any status; the key pair survived the edits
     again = (await probe(wh, admin, created["id"])).json()
     assert again["success"] is True
     assert await state() == ("connected", again["tested_at"], None, "active")
-    assert (await wh.get(url, headers=admin.headers)).json()["public_key"] == \
-        created["public_key"]
+    assert (await wh.get(url, headers=admin.headers)).json()["public_key"] == created["public_key"]
 
 
 async def test_probe_request_errors(wh, admin, make_caller) -> None:

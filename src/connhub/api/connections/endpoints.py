@@ -96,9 +96,7 @@ async def get_by_slug(
 async def get_connection(
     connection_id: uuid.UUID, reader: ReaderDep, principal: PrincipalDep
 ) -> Response:
-    return JSONResponse(
-        to_wire(await service.view(reader, principal, connection_id=connection_id))
-    )
+    return JSONResponse(to_wire(await service.view(reader, principal, connection_id=connection_id)))
 
 
 @router.patch("/{connection_id}", response_model=ConnectionOut, summary="Update Connection")

@@ -43,47 +43,68 @@ class QueryBody(BaseModel):
 
 def _service(request: Request, runtime: Runtime) -> SchemaService:
     settings = runtime.settings
-    registry = pool.registry_for(request.app.state, size=settings.pool_size_per_connection,
-                                 idle_s=settings.pool_idle_s)
+    registry = pool.registry_for(
+        request.app.state, size=settings.pool_size_per_connection, idle_s=settings.pool_idle_s
+    )
     return SchemaService(runtime, registry)
 
 
 @router.get("/{connection_id}/schema/tables", summary="List Tables")
 async def list_tables(
-    connection_id: uuid.UUID, request: Request, principal: PrincipalDep, runtime: RuntimeDep,
+    connection_id: uuid.UUID,
+    request: Request,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
     include_system: Annotated[bool, Query(description="Include system schemas")] = False,
 ) -> Response:
     """Tables and views of a SQL connection, from one catalog query."""
-    result = await _service(request, runtime).tables(principal, connection_id,
-                                                     include_system=include_system)
+    result = await _service(request, runtime).tables(
+        principal, connection_id, include_system=include_system
+    )
     return JSONResponse(result)
 
 
 @router.get("/{connection_id}/schema/columns", summary="List Columns")
 async def list_columns(
-    connection_id: uuid.UUID, request: Request, principal: PrincipalDep, runtime: RuntimeDep,
+    connection_id: uuid.UUID,
+    request: Request,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
     schema: Annotated[str, Query(min_length=1, max_length=255)],
     table: Annotated[str, Query(min_length=1, max_length=255)],
 ) -> Response:
     """A table's columns (composite primary keys included); unknown table -> 404."""
-    result = await _service(request, runtime).columns(principal, connection_id, schema=schema,
-                                                      table=table)
+    result = await _service(request, runtime).columns(
+        principal, connection_id, schema=schema, table=table
+    )
     return JSONResponse(result)
 
 
 @router.post("/{connection_id}/schema/sample", summary="Sample Table")
-async def sample_table(connection_id: uuid.UUID, body: SampleBody, request: Request,
-                       principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+async def sample_table(
+    connection_id: uuid.UUID,
+    body: SampleBody,
+    request: Request,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+) -> Response:
     """The first ``maxRows`` (default 100) rows of a table, with its columns."""
     result = await _service(request, runtime).sample(
-        principal, connection_id, schema=body.schema_, table=body.table, max_rows=body.maxRows)
+        principal, connection_id, schema=body.schema_, table=body.table, max_rows=body.maxRows
+    )
     return JSONResponse(result)
 
 
 @router.post("/{connection_id}/schema/query", summary="Run Read-Only Query")
-async def run_query(connection_id: uuid.UUID, body: QueryBody, request: Request,
-                    principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+async def run_query(
+    connection_id: uuid.UUID,
+    body: QueryBody,
+    request: Request,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+) -> Response:
     """One read-only statement; at most ``maxRows`` rows (``truncated`` says if more existed)."""
-    result = await _service(request, runtime).query(principal, connection_id, sql=body.sql,
-                                                    max_rows=body.maxRows)
+    result = await _service(request, runtime).query(
+        principal, connection_id, sql=body.sql, max_rows=body.maxRows
+    )
     return JSONResponse(result)

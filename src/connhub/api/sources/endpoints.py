@@ -47,8 +47,9 @@ from connhub.workspaces.service import hash_token
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 429)
 }
-router = APIRouter(prefix="/api/v1/workspaces/{workspace_id}/sources", tags=["sources"],
-                   responses=_ERRORS)
+router = APIRouter(
+    prefix="/api/v1/workspaces/{workspace_id}/sources", tags=["sources"], responses=_ERRORS
+)
 
 
 def _uuid_or_none(text: str) -> uuid.UUID | None:
@@ -58,8 +59,7 @@ def _uuid_or_none(text: str) -> uuid.UUID | None:
         return None
 
 
-async def workspace_member(request: Request, workspace_id: str, session: SessionDep
-                           ) -> Principal:
+async def workspace_member(request: Request, workspace_id: str, session: SessionDep) -> Principal:
     """The caller as a member of the path's workspace (401, 400, 403 otherwise)."""
     token = bearer_token(request)
     if not token:
@@ -74,17 +74,20 @@ async def workspace_member(request: Request, workspace_id: str, session: Session
         raise BadRequest("X-Workspace-ID header is required", field="X-Workspace-ID")
     wanted = _uuid_or_none(workspace_id)
     if header.strip().lower() != workspace_id.lower() and (
-            wanted is None or _uuid_or_none(header.strip()) != wanted):
+        wanted is None or _uuid_or_none(header.strip()) != wanted
+    ):
         raise Forbidden("X-Workspace-ID does not match the workspace in the path")
     row = next((r for r in rows if wanted is not None and r.workspace_id == wanted), None)
     if row is None:
         raise Forbidden("not a workspace member")
-    return Principal(user_id=row.user_id, workspace_id=row.workspace_id, role=Role(row.role),
-                     email=row.email)
+    return Principal(
+        user_id=row.user_id, workspace_id=row.workspace_id, role=Role(row.role), email=row.email
+    )
 
 
-async def sources_caller(request: Request,
-                         principal: Annotated[Principal, Depends(workspace_member)]) -> Principal:
+async def sources_caller(
+    request: Request, principal: Annotated[Principal, Depends(workspace_member)]
+) -> Principal:
     """The member, once their request has been counted against the workspace's limit."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
@@ -125,20 +128,32 @@ async def list_sources(request: Request, session: SessionDep, principal: CallerD
 
 
 @router.post("", response_model=SourceOut, status_code=201, summary="Create Source")
-async def create_source(request: Request, body: SourceCreate, session: SessionDep,
-                        principal: CallerDep, runtime: RuntimeDep) -> Response:
+async def create_source(
+    request: Request,
+    body: SourceCreate,
+    session: SessionDep,
+    principal: CallerDep,
+    runtime: RuntimeDep,
+) -> Response:
     conn = await service.create(
-        session, principal, registry=runtime.registry, envelope=runtime.envelope,
-        name=body.name, source_type=body.source_type, config=body.config,
-        connection_id=body.connection_id)
+        session,
+        principal,
+        registry=runtime.registry,
+        envelope=runtime.envelope,
+        name=body.name,
+        source_type=body.source_type,
+        config=body.config,
+        connection_id=body.connection_id,
+    )
     source = to_source(conn)
     await commit(session, conflict="The workspace changed concurrently; retry")
     return _json(request, source, status_code=201)
 
 
 @router.post("/test", responses=SSE_RESPONSE, summary="Test New Connection (SSE)")
-async def test_new_source(request: Request, body: SourceTest, principal: CallerDep,
-                          runtime: RuntimeDep) -> Response:
+async def test_new_source(
+    request: Request, body: SourceTest, principal: CallerDep, runtime: RuntimeDep
+) -> Response:
     """Run the checks on an unsaved config; nothing is stored."""
     service.require_tester(principal)
     unsaved = service.validate_new(runtime.registry, body.source_type, body.config)
@@ -146,38 +161,55 @@ async def test_new_source(request: Request, body: SourceTest, principal: CallerD
 
 
 @router.get("/{source_id}", response_model=SourceOut, summary="Get Source")
-async def get_source(request: Request, source_id: str, session: SessionDep,
-                     principal: CallerDep) -> Response:
+async def get_source(
+    request: Request, source_id: str, session: SessionDep, principal: CallerDep
+) -> Response:
     conn = await service.get(session, principal, _source_id(source_id))
     return _json(request, to_source(conn))
 
 
 @router.put("/{source_id}", response_model=SourceOut, summary="Update Source")
-async def update_source(request: Request, source_id: str, body: SourceUpdate,
-                        session: SessionDep, principal: CallerDep,
-                        runtime: RuntimeDep) -> Response:
+async def update_source(
+    request: Request,
+    source_id: str,
+    body: SourceUpdate,
+    session: SessionDep,
+    principal: CallerDep,
+    runtime: RuntimeDep,
+) -> Response:
     changes = service.SourceChanges(
-        name=body.name, source_type=body.source_type, config=body.config,
+        name=body.name,
+        source_type=body.source_type,
+        config=body.config,
         connection_id_sent="connection_id" in body.model_fields_set,
-        connection_id=body.connection_id)
-    conn = await service.update(session, principal, _source_id(source_id), changes,
-                                registry=runtime.registry, envelope=runtime.envelope)
+        connection_id=body.connection_id,
+    )
+    conn = await service.update(
+        session,
+        principal,
+        _source_id(source_id),
+        changes,
+        registry=runtime.registry,
+        envelope=runtime.envelope,
+    )
     source = to_source(conn)
     await commit(session)
     return _json(request, source)
 
 
 @router.delete("/{source_id}", response_model=Deleted, summary="Delete Source")
-async def delete_source(request: Request, source_id: str, session: SessionDep,
-                        principal: CallerDep) -> Response:
+async def delete_source(
+    request: Request, source_id: str, session: SessionDep, principal: CallerDep
+) -> Response:
     await service.delete(session, principal, _source_id(source_id))
     await commit(session, conflict=service.DEPENDENTS_MESSAGE)
     return _json(request, {"status": "deleted"})
 
 
 @router.post("/{source_id}/test", responses=SSE_RESPONSE, summary="Test Source (SSE)")
-async def test_source(request: Request, source_id: str, principal: CallerDep,
-                      runtime: RuntimeDep) -> Response:
+async def test_source(
+    request: Request, source_id: str, principal: CallerDep, runtime: RuntimeDep
+) -> Response:
     """Run the checks with the stored credentials; the outcome becomes the source's status."""
     prepared = await service.prepare_stored_test(runtime, principal, _source_id(source_id))
     return _stream(request, service.stored_test_events(runtime, principal, prepared))

@@ -32,8 +32,11 @@ def describe(error: FieldError) -> str:
         return "Request body is not valid JSON"
     field = error.dotted
     if field == "body":
-        return "Request body is required" if error.type == "missing" else (
-            "Request body must be a JSON object")
+        return (
+            "Request body is required"
+            if error.type == "missing"
+            else ("Request body must be a JSON object")
+        )
     template = _BY_TYPE.get(error.type)
     if template is not None:
         return template.format(field=field)

@@ -65,6 +65,8 @@ class ErrorOut(BaseModel):
 
 
 SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Server-sent events: `step` per check as it finishes, then `done`",
-          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+    200: {
+        "description": "Server-sent events: `step` per check as it finishes, then `done`",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
 }

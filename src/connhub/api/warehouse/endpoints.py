@@ -41,8 +41,7 @@ BASE = "/api/v1/organisations/{organisation_pk}/integrations/warehouse-connectio
 router = APIRouter(prefix=BASE, tags=["warehouse connections"])
 
 
-async def org_principal(request: Request, organisation_pk: str,
-                        runtime: RuntimeDep) -> Principal:
+async def org_principal(request: Request, organisation_pk: str, runtime: RuntimeDep) -> Principal:
     """The caller as a member of the organisation in the path (401, or 404 if not one)."""
     try:
         token = bearer_token(request)
@@ -57,8 +56,9 @@ async def org_principal(request: Request, organisation_pk: str,
     if principal is None:
         async with runtime.sessions() as session:  # closed before the endpoint runs
             try:
-                principal = await resolve_principal(session, token=token,
-                                                    workspace_header=organisation_pk)
+                principal = await resolve_principal(
+                    session, token=token, workspace_header=organisation_pk
+                )
             except Unauthorized:
                 raise Unauthorized(render.INVALID_TOKEN) from None
         runtime.principals.put(key, principal)
@@ -86,8 +86,7 @@ Payload = Annotated[dict[str, Any] | None, Body()]
 
 def _documented(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True)
-    return {"requestBody": {"required": False,
-                            "content": {"application/json": {"schema": schema}}}}
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
 
 
 def _validate(model: type[M], body: dict[str, Any] | None) -> M:
@@ -101,78 +100,112 @@ def _validate(model: type[M], body: dict[str, Any] | None) -> M:
 
 
 def _settings_kw(runtime: RuntimeDep) -> dict[str, Any]:
-    return {"registry": runtime.registry, "envelope": runtime.envelope,
-            "product_name": runtime.settings.product_name}
+    return {
+        "registry": runtime.registry,
+        "envelope": runtime.envelope,
+        "product_name": runtime.settings.product_name,
+    }
 
 
-@router.get("/", response_model=list[WarehouseConnectionOut],
-            summary="List warehouse connections")
+@router.get("/", response_model=list[WarehouseConnectionOut], summary="List warehouse connections")
 async def list_connections(session: SessionDep, principal: MemberDep) -> Response:
     """``[]`` or the organisation's one connection."""
     conn = await service.find(session, principal)
     return JSONResponse([] if conn is None else [to_wire(conn)])
 
 
-@router.post("/", response_model=WarehouseConnectionOut, status_code=201,
-             summary="Create the warehouse connection",
-             openapi_extra=_documented(WarehouseCreate))
-async def create_connection(principal: AdminDep, runtime: RuntimeDep,
-                            body: Payload = None) -> Response:
+@router.post(
+    "/",
+    response_model=WarehouseConnectionOut,
+    status_code=201,
+    summary="Create the warehouse connection",
+    openapi_extra=_documented(WarehouseCreate),
+)
+async def create_connection(
+    principal: AdminDep, runtime: RuntimeDep, body: Payload = None
+) -> Response:
     """Generates the key pair; answers with the public key and the setup script."""
     data = _validate(WarehouseCreate, body)
     conn = await service.create(runtime, principal, data.to_config())
     return JSONResponse(to_wire(conn), status_code=201)
 
 
-@router.get("/{connection_id}/", response_model=WarehouseConnectionOut,
-            summary="Get the warehouse connection")
-async def get_connection(connection_id: str, session: SessionDep,
-                         principal: MemberDep) -> Response:
+@router.get(
+    "/{connection_id}/",
+    response_model=WarehouseConnectionOut,
+    summary="Get the warehouse connection",
+)
+async def get_connection(connection_id: str, session: SessionDep, principal: MemberDep) -> Response:
     return JSONResponse(to_wire(await service.get(session, principal, connection_id)))
 
 
-@router.put("/{connection_id}/", response_model=WarehouseConnectionOut,
-            summary="Replace the warehouse connection's settings",
-            openapi_extra=_documented(WarehouseReplace))
-async def replace_connection(connection_id: str, session: SessionDep, principal: AdminDep,
-                             runtime: RuntimeDep, body: Payload = None) -> Response:
+@router.put(
+    "/{connection_id}/",
+    response_model=WarehouseConnectionOut,
+    summary="Replace the warehouse connection's settings",
+    openapi_extra=_documented(WarehouseReplace),
+)
+async def replace_connection(
+    connection_id: str,
+    session: SessionDep,
+    principal: AdminDep,
+    runtime: RuntimeDep,
+    body: Payload = None,
+) -> Response:
     data = _validate(WarehouseReplace, body)
-    conn = await service.replace(session, principal, connection_id, data.to_config(),
-                                 **_settings_kw(runtime))
+    conn = await service.replace(
+        session, principal, connection_id, data.to_config(), **_settings_kw(runtime)
+    )
     await commit(session)
     return JSONResponse(to_wire(conn))
 
 
-@router.patch("/{connection_id}/", response_model=WarehouseConnectionOut,
-              summary="Change some of the warehouse connection's settings",
-              openapi_extra=_documented(WarehousePatch))
-async def patch_connection(connection_id: str, session: SessionDep, principal: AdminDep,
-                           runtime: RuntimeDep, body: Payload = None) -> Response:
+@router.patch(
+    "/{connection_id}/",
+    response_model=WarehouseConnectionOut,
+    summary="Change some of the warehouse connection's settings",
+    openapi_extra=_documented(WarehousePatch),
+)
+async def patch_connection(
+    connection_id: str,
+    session: SessionDep,
+    principal: AdminDep,
+    runtime: RuntimeDep,
+    body: Payload = None,
+) -> Response:
     changes = _validate(WarehousePatch, body).changes()
-    conn = await service.patch(session, principal, connection_id, changes,
-                               **_settings_kw(runtime))
+    conn = await service.patch(session, principal, connection_id, changes, **_settings_kw(runtime))
     await commit(session)
     return JSONResponse(to_wire(conn))
 
 
-@router.delete("/{connection_id}/", status_code=204, response_class=Response,
-               summary="Delete the warehouse connection and its private key")
-async def delete_connection(connection_id: str, session: SessionDep,
-                            principal: AdminDep) -> Response:
+@router.delete(
+    "/{connection_id}/",
+    status_code=204,
+    response_class=Response,
+    summary="Delete the warehouse connection and its private key",
+)
+async def delete_connection(
+    connection_id: str, session: SessionDep, principal: AdminDep
+) -> Response:
     await service.delete(session, principal, connection_id)
     await commit(session, conflict="Connection has dependents; remove them first")
     return Response(status_code=204)
 
 
-@router.post("/{connection_id}/test/", response_model=TestResultOut,
-             summary="Test the warehouse connection")
-async def test_connection(connection_id: str, principal: AdminDep, runtime: RuntimeDep,
-                          body: Payload = None) -> Response:
+@router.post(
+    "/{connection_id}/test/", response_model=TestResultOut, summary="Test the warehouse connection"
+)
+async def test_connection(
+    connection_id: str, principal: AdminDep, runtime: RuntimeDep, body: Payload = None
+) -> Response:
     """Always 200 once the test ran; ``error`` carries the raw Snowflake message."""
     if body:
         raise RequestValidationError(
-            [{"loc": ("body", key), "msg": render.UNKNOWN_FIELD, "type": "extra_forbidden"}
-             for key in body]
+            [
+                {"loc": ("body", key), "msg": render.UNKNOWN_FIELD, "type": "extra_forbidden"}
+                for key in body
+            ]
         )
     result = await service.run_test(runtime, principal, connection_id)
     return JSONResponse(result_to_wire(result))

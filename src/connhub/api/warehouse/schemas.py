@@ -90,9 +90,7 @@ def _host(value: Any) -> str | None:
         return None
     text = _text(value)
     if len(text) > 253 or not _HOST.fullmatch(text):
-        raise _invalid(
-            "host", "Enter a host name or IP address only (no scheme, port or path)."
-        )
+        raise _invalid("host", "Enter a host name or IP address only (no scheme, port or path).")
     return text
 
 
@@ -145,9 +143,15 @@ class WarehouseCreate(_Body):
 
     def to_config(self) -> WarehouseConfig:
         return WarehouseConfig(
-            account_identifier=self.account_identifier, warehouse=self.warehouse,
-            database=self.database, schema=self.schema_, role=self.role, user=self.user,
-            host=self.host, port=self.port, protocol=self.protocol,
+            account_identifier=self.account_identifier,
+            warehouse=self.warehouse,
+            database=self.database,
+            schema=self.schema_,
+            role=self.role,
+            user=self.user,
+            host=self.host,
+            port=self.port,
+            protocol=self.protocol,
         )
 
 
@@ -175,9 +179,14 @@ class WarehousePatch(_Body):
         """Only the fields that were sent, by ``WarehouseConfig`` attribute name."""
         sent = self.model_fields_set
         out: dict[str, Any] = {}
-        for attr, name in (("warehouse", "warehouse"), ("database", "database"),
-                           ("schema_", "schema"), ("role", "role"), ("user", "user"),
-                           *((f, f) for f in OVERRIDE_FIELDS)):
+        for attr, name in (
+            ("warehouse", "warehouse"),
+            ("database", "database"),
+            ("schema_", "schema"),
+            ("role", "role"),
+            ("user", "user"),
+            *((f, f) for f in OVERRIDE_FIELDS),
+        ):
             if attr in sent:
                 out[name] = getattr(self, attr)
         return out

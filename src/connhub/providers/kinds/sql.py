@@ -416,8 +416,7 @@ class _SqlRun:
             raise _config_failure(exc) from None
         for other in targets:
             try:
-                await asyncio.wait_for(self.egress.resolve(other.host, other.port),
-                                       ctx.remaining())
+                await asyncio.wait_for(self.egress.resolve(other.host, other.port), ctx.remaining())
             except EgressBlocked as exc:
                 raise StepFailed(
                     ErrorCode.NETWORK_UNREACHABLE,
@@ -426,8 +425,9 @@ class _SqlRun:
             except TimeoutError:
                 raise StepFailed(ErrorCode.TIMEOUT, f"Timed out resolving {other.host}") from None
             except OSError as exc:
-                raise StepFailed(ErrorCode.NETWORK_UNREACHABLE,
-                                 f"Could not resolve {other.host}: {exc}") from None
+                raise StepFailed(
+                    ErrorCode.NETWORK_UNREACHABLE, f"Could not resolve {other.host}: {exc}"
+                ) from None
 
     async def authentication(self, ctx: StepContext) -> str:
         if self._login is None:
