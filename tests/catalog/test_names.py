@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 import sqlglot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connhub.catalog.names import (
     normalized_column_name,
     normalized_table_name,
     spec,
     table_listing,
+    table_listing_json,
 )
 
 
@@ -123,3 +127,30 @@ def test_bigquery_catalog_is_scoped_to_the_configured_dataset() -> None:
     for bad in ({}, {"projectId": "my-proj", "dataset": "sales`; DROP"}):
         with pytest.raises(BadRequest):
             for_dialect("bigquery", bad).tables_query(False)
+
+
+# Names that sit on every edge of the bulk path's checks: snake_case and not, reserved words,
+# leading digits and underscores, "__", trailing "_", empty, quotes, unicode, schema prefixes.
+_NAMES = st.one_of(
+    st.from_regex(r"[a-z][a-z0-9]{0,3}(_[a-z0-9]{1,3}){0,2}", fullmatch=True),
+    st.sampled_from(["select", "from", "order", "a__b", "a_", "_a", "1a", "", "a\nb", "x"]),
+    st.sampled_from(["Orders", 'q"t', "b`k", "caf\u00e9", "a b", "a_b", "a_b_c", "b_c"]),
+)
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "mysql", "snowflake", "bigquery", "tsql"])
+@settings(max_examples=150, deadline=None)
+@given(pairs=st.lists(st.tuples(_NAMES, _NAMES), max_size=12, unique=True))
+def test_table_listing_json_is_the_listing_as_json(
+    dialect: str, pairs: list[tuple[str, str]]
+) -> None:
+    """The bulk path (JSON written directly) and the general path agree on every input."""
+    assert orjson.loads(table_listing_json(pairs, dialect)) == table_listing(pairs, dialect)
+
+
+def test_table_listing_json_takes_the_bulk_path_for_a_plain_catalog() -> None:
+    pairs = [("bench", f"t_{i}") for i in range(1, 2001)] + [("public", "big")]
+    raw = table_listing_json(pairs, "postgres")
+    # Written directly: orjson would write the same text, so compare texts, then meaning.
+    assert raw.startswith(b'[{"schema":"bench","table":"t_1","normalizedName":"bench_t_1"')
+    assert orjson.loads(raw) == table_listing(pairs, "postgres")

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from connhub.connections.schemas import ListQuery, Order, SortBy
-from connhub.models import Connection, Dependent, User
+from connhub.models import Connection, ConnectionSecret, Dependent, User
 from connhub.models.base import UTCDateTime
 from connhub.workspaces.principal import Principal
 
@@ -305,6 +305,52 @@ async def view(
         return rows[0] if rows else None
     row: Row[Any] | None = (await connection.execute(statement, params)).first()
     return row
+
+
+_secret = ConnectionSecret.__table__
+
+
+def _with_secret_statement(admin: bool) -> Select[Any]:
+    columns = [_conn.c[name] for name in ("id", "provider", "status", "config", "last_used_at")]
+    stmt = (
+        select(
+            *columns,
+            _secret.c.workspace_id.label("secret_workspace_id"),
+            _secret.c.connection_id.label("secret_connection_id"),
+            _secret.c.sealed,
+        )
+        .select_from(_conn.outerjoin(_secret, _secret.c.connection_id == _conn.c.id))
+        .where(
+            _conn.c.workspace_id == bindparam("ws", type_=_conn.c.workspace_id.type),
+            _conn.c.id == bindparam("key", type_=_conn.c.id.type),
+        )
+    )
+    if not admin:
+        stmt = stmt.where(
+            or_(
+                _conn.c.visibility == "global",
+                _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type),
+            )
+        )
+    return stmt
+
+
+_WITH_SECRET = {admin: _with_secret_statement(admin) for admin in (True, False)}
+
+
+async def with_secret(
+    connection: AsyncConnection, principal: Principal, connection_id: uuid.UUID
+) -> Any | None:
+    """One visible connection's id, provider, status, config, last use and sealed secret
+    (``sealed`` None when it has none): what using a connection needs, in one read."""
+    params: dict[str, Any] = {"ws": principal.workspace_id, "key": connection_id}
+    if not principal.is_admin:
+        params["uid"] = principal.user_id
+    statement = _WITH_SECRET[principal.is_admin]
+    if connection.dialect.name == "postgresql":
+        rows = await _fetch_asyncpg(connection, statement, params)
+        return rows[0] if rows else None
+    return (await connection.execute(statement, params)).first()
 
 
 async def get_visible(

@@ -28,15 +28,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select, update
+import orjson
+from sqlalchemy import or_, update
 from sqlglot import exp
 
 from connhub.catalog import ColumnInfo, for_dialect
-from connhub.catalog.names import normalized_column_name, spec, table_expression, table_listing
+from connhub.catalog.names import (
+    normalized_column_name,
+    spec,
+    table_expression,
+    table_listing_json,
+)
+from connhub.connections import repository as repo
 from connhub.connections import service as connections
-from connhub.connections.repository import visible_to
 from connhub.connections.schemas import Status
 from connhub.errors import BadRequest, ConnhubError, InvalidState, NotFound
+from connhub.kit.db import Reader
 from connhub.kit.redact import secret_values
 from connhub.models import Connection, ConnectionSecret
 from connhub.models.base import utcnow
@@ -86,13 +93,14 @@ class SchemaService:
         query = catalog.tables_query(include_system)
         timeout = self.settings.query_timeout_s
 
-        def work(conn: Any, executor: Executor) -> list[dict[str, str]]:
+        def work(conn: Any, executor: Executor) -> bytes:
             rows = executor.catalog(conn, query.sql, query.params, timeout)
-            return table_listing(catalog.table_pairs(rows), target.dialect)
+            return table_listing_json(catalog.table_pairs(rows), target.dialect)
 
         tables = await self._run(target, work)
         await self._touch(target)
-        return {"tables": tables}
+        # Already JSON: the response embeds it as-is (10,000 tables are not parsed back).
+        return {"tables": orjson.Fragment(tables)}
 
     async def columns(
         self, principal: Principal, connection_id: uuid.UUID, *, schema: str, table: str
@@ -176,33 +184,25 @@ class SchemaService:
         self, principal: Principal, connection_id: uuid.UUID, capability: str
     ) -> Target:
         connections.require(principal, Role.viewer)
-        async with self.runtime.sessions() as session:
-            # One round trip for the connection (visibility as in connections.service.get)
-            # and its sealed secret, columns only: this runs on every click of a browser.
-            found = (
-                await session.execute(
-                    select(
-                        Connection.id,
-                        Connection.workspace_id,
-                        Connection.provider,
-                        Connection.status,
-                        Connection.config,
-                        Connection.last_used_at,
-                        ConnectionSecret.workspace_id,
-                        ConnectionSecret.connection_id,
-                        ConnectionSecret.sealed,
-                    )
-                    .outerjoin(ConnectionSecret, ConnectionSecret.connection_id == Connection.id)
-                    .where(visible_to(principal), Connection.id == connection_id)
-                )
-            ).first()
-        if found is None:
+        # One prebuilt read for the connection (visibility as in connections.service.get) and
+        # its sealed secret, on a plain connection: this runs on every click of a browser.
+        reader = Reader(self.runtime.reads)
+        try:
+            conn = await repo.with_secret(await reader.connection(), principal, connection_id)
+        finally:
+            await reader.close()
+        if conn is None:
             raise NotFound("Connection not found")
-        conn = _Row(*found[:6])
         sealed = None
-        if found[8] is not None:
+        if conn.sealed is not None:
+            # The secret row names its owner: it is opened only for this tenant's connection.
+            if (conn.secret_workspace_id, conn.secret_connection_id) != (
+                principal.workspace_id,
+                connection_id,
+            ):
+                raise NotFound("Connection not found")
             sealed = ConnectionSecret(
-                workspace_id=found[6], connection_id=found[7], sealed=found[8]
+                workspace_id=principal.workspace_id, connection_id=connection_id, sealed=conn.sealed
             )
         provider = self.runtime.registry.get(conn.provider)
         if provider.kind != "sql" or not provider.capabilities.get(capability):
@@ -215,11 +215,9 @@ class SchemaService:
             raise InvalidState(f"Connection is {conn.status}; it must be active (verify it first)")
         credentials: dict[str, str] = {}
         if sealed is not None:
-            if (sealed.workspace_id, sealed.connection_id) != (conn.workspace_id, conn.id):
-                raise NotFound("Connection not found")  # never open another tenant's secret
             credentials = secrets.open_row(self.runtime.envelope, sealed)
         return Target(
-            conn.id,
+            connection_id,
             conn.provider,
             provider.dialect or conn.provider,
             dict(conn.config),
@@ -326,16 +324,6 @@ class SchemaService:
                 await session.commit()
         except Exception:  # bookkeeping must not fail a query that already succeeded
             log.warning("could not record lastUsedAt", exc_info=True)
-
-
-@dataclass(frozen=True)
-class _Row:
-    id: uuid.UUID
-    workspace_id: uuid.UUID
-    provider: str
-    status: str
-    config: dict[str, Any]
-    last_used_at: dt.datetime | None
 
 
 def _unique(name: str, taken: set[str]) -> str:
