@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from connhub.connections import cursor as cursors
 from connhub.connections import repository as repo
@@ -324,6 +326,49 @@ async def set_default(
     _touch(conn, principal)
     await session.flush()
     return conn
+
+
+@dataclass(frozen=True)
+class ForUse:
+    """A visible connection with its credentials opened: what using it needs, nothing more.
+
+    The credentials live only as long as the request that loaded them.
+    """
+
+    id: uuid.UUID
+    provider: str
+    status: str
+    config: dict[str, Any]
+    last_used_at: datetime | None
+    credentials: dict[str, str]
+
+
+async def for_use(
+    reads: AsyncEngine, envelope: Envelope, principal: Principal, connection_id: uuid.UUID
+) -> ForUse:
+    """One prebuilt read (connection and sealed secret) on a plain connection, then decrypt.
+
+    Every use of a connection starts here (verify, schema, query), often once per click.
+    """
+    reader = Reader(reads)
+    try:
+        row = await repo.with_secret(await reader.connection(), principal, connection_id)
+    finally:
+        await reader.close()
+    if row is None:
+        raise NotFound("Connection not found")
+    credentials: dict[str, str] = {}
+    if row.sealed is not None:
+        # The secret row names its owner; the envelope's associated data checks it too.
+        owner = (row.secret_workspace_id, row.secret_connection_id)
+        if owner != (principal.workspace_id, connection_id):
+            raise NotFound("Connection not found")
+        credentials = secrets.open_sealed(
+            envelope, row.sealed, workspace_id=principal.workspace_id, connection_id=connection_id
+        )
+    return ForUse(
+        connection_id, row.provider, row.status, dict(row.config), row.last_used_at, credentials
+    )
 
 
 async def load_credentials(

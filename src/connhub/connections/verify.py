@@ -36,13 +36,11 @@ async def prepare(
     runtime: Runtime, principal: Principal, connection_id: uuid.UUID, *, role: Role = Role.member
 ) -> Prepared:
     """Load what a verification needs; a disabled connection cannot be used (400)."""
-    async with runtime.sessions() as session:
-        service.require(principal, role)
-        conn = await service.get(session, principal, connection_id)
-        if conn.status == Status.disabled.value:
-            raise InvalidState("Connection is disabled; reactivate it first")
-        credentials = await service.load_credentials(session, runtime.envelope, conn)
-        return Prepared(conn.id, conn.provider, dict(conn.config), credentials)
+    service.require(principal, role)
+    conn = await service.for_use(runtime.reads, runtime.envelope, principal, connection_id)
+    if conn.status == Status.disabled.value:
+        raise InvalidState("Connection is disabled; reactivate it first")
+    return Prepared(conn.id, conn.provider, conn.config, conn.credentials)
 
 
 def apply_outcome(conn: Connection, outcome: VerificationOutcome) -> None:

@@ -39,13 +39,11 @@ from connhub.catalog.names import (
     table_expression,
     table_listing_json,
 )
-from connhub.connections import repository as repo
 from connhub.connections import service as connections
 from connhub.connections.schemas import Status
 from connhub.errors import BadRequest, ConnhubError, InvalidState, NotFound
-from connhub.kit.db import Reader
 from connhub.kit.redact import secret_values
-from connhub.models import Connection, ConnectionSecret
+from connhub.models import Connection
 from connhub.models.base import utcnow
 from connhub.providers.kinds.sql import load_adapter, open_session
 from connhub.query import guard, pool
@@ -53,7 +51,6 @@ from connhub.query.errors import translate
 from connhub.query.runner import Executor, ResultSet, executor_for
 from connhub.query.values import rows_to_dicts, unique_names
 from connhub.runtime import Runtime
-from connhub.secrets import service as secrets
 from connhub.workspaces.principal import Principal, Role
 
 log = logging.getLogger(__name__)
@@ -184,26 +181,9 @@ class SchemaService:
         self, principal: Principal, connection_id: uuid.UUID, capability: str
     ) -> Target:
         connections.require(principal, Role.viewer)
-        # One prebuilt read for the connection (visibility as in connections.service.get) and
-        # its sealed secret, on a plain connection: this runs on every click of a browser.
-        reader = Reader(self.runtime.reads)
-        try:
-            conn = await repo.with_secret(await reader.connection(), principal, connection_id)
-        finally:
-            await reader.close()
-        if conn is None:
-            raise NotFound("Connection not found")
-        sealed = None
-        if conn.sealed is not None:
-            # The secret row names its owner: it is opened only for this tenant's connection.
-            if (conn.secret_workspace_id, conn.secret_connection_id) != (
-                principal.workspace_id,
-                connection_id,
-            ):
-                raise NotFound("Connection not found")
-            sealed = ConnectionSecret(
-                workspace_id=principal.workspace_id, connection_id=connection_id, sealed=conn.sealed
-            )
+        conn = await connections.for_use(
+            self.runtime.reads, self.runtime.envelope, principal, connection_id
+        )
         provider = self.runtime.registry.get(conn.provider)
         if provider.kind != "sql" or not provider.capabilities.get(capability):
             raise BadRequest(
@@ -213,15 +193,12 @@ class SchemaService:
             )
         if conn.status != Status.active.value:
             raise InvalidState(f"Connection is {conn.status}; it must be active (verify it first)")
-        credentials: dict[str, str] = {}
-        if sealed is not None:
-            credentials = secrets.open_row(self.runtime.envelope, sealed)
         return Target(
             connection_id,
             conn.provider,
             provider.dialect or conn.provider,
-            dict(conn.config),
-            credentials,
+            conn.config,
+            conn.credentials,
             conn.last_used_at,
         )
 

@@ -58,9 +58,15 @@ async def load(
     row = await session.get(ConnectionSecret, connection_id)
     if row is None:
         return {}
-    return envelope.open_json(
-        SealedSecret.from_json(row.sealed), aad=_aad(workspace_id, connection_id)
-    )
+    return open_sealed(envelope, row.sealed, workspace_id=workspace_id, connection_id=connection_id)
+
+
+def open_sealed(
+    envelope: Envelope, sealed: str, *, workspace_id: uuid.UUID, connection_id: uuid.UUID
+) -> dict[str, str]:
+    """Open a stored secret; the associated data fails it unless it belongs to exactly this
+    workspace's connection."""
+    return envelope.open_json(SealedSecret.from_json(sealed), aad=_aad(workspace_id, connection_id))
 
 
 async def any_sealed(session: AsyncSession) -> ConnectionSecret | None:
@@ -69,8 +75,8 @@ async def any_sealed(session: AsyncSession) -> ConnectionSecret | None:
 
 
 def open_row(envelope: Envelope, row: ConnectionSecret) -> dict[str, str]:
-    return envelope.open_json(
-        SealedSecret.from_json(row.sealed), aad=_aad(row.workspace_id, row.connection_id)
+    return open_sealed(
+        envelope, row.sealed, workspace_id=row.workspace_id, connection_id=row.connection_id
     )
 
 
