@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -160,3 +161,61 @@ async def test_egress_policy_blocks_metadata_address(client, admin) -> None:
     data = (await client.post(f"/api/v1/connections/{cid}/verify", headers=admin.headers)).json()
     assert data["verificationErrorCode"] == "network_unreachable"
     assert "egress" in data["verificationError"].lower()
+
+
+async def _principal(runtime, caller):  # type: ignore[no-untyped-def]
+    from connhub.workspaces.service import resolve_principal
+
+    async with runtime.sessions() as session:
+        return await resolve_principal(session, token=caller.token, workspace_header=None)
+
+
+async def test_outcome_is_not_recorded_on_a_connection_disabled_meanwhile(
+    client, admin, runtime
+) -> None:
+    """A verification that ends after the connection was disabled leaves it as it is."""
+    from connhub.connections.verify import prepare, record
+    from connhub.verification.service import verify
+
+    cid = await make(client, admin, pg())
+    principal = await _principal(runtime, admin)
+    prepared = await prepare(runtime, principal, uuid.UUID(cid))
+    outcome = await verify(
+        prepared.provider,
+        prepared.config,
+        prepared.credentials,
+        settings=runtime.settings,
+        egress=runtime.egress,
+    )
+    assert outcome.success
+    resp = await client.post(f"/api/v1/connections/{cid}/disable", headers=admin.headers)
+    assert resp.status_code == 200
+    conn = await record(runtime, principal, uuid.UUID(cid), outcome)
+    assert conn.status == "disabled" and conn.last_verified_at is None
+    stored = (await client.get(f"/api/v1/connections/{cid}", headers=admin.headers)).json()
+    assert stored["status"] == "disabled" and stored["lastVerifiedAt"] is None
+
+
+async def test_recorded_outcome_is_the_stored_row(client, admin, runtime) -> None:
+    """The row the recording returns is what a later GET shows (one statement, RETURNING)."""
+    from connhub.api.connections.schemas import to_wire
+    from connhub.connections.verify import verify_stored
+    from connhub.kit.responses import dumps
+
+    cid = await make(client, admin, pg())
+    principal = await _principal(runtime, admin)
+    conn, outcome = await verify_stored(runtime, principal, uuid.UUID(cid))
+    assert outcome.success and conn.status == "active"
+    stored = (await client.get(f"/api/v1/connections/{cid}", headers=admin.headers)).json()
+    import orjson
+
+    assert orjson.loads(dumps(to_wire(conn))) == stored
+
+
+async def test_member_cannot_verify_a_private_connection_of_another_user(
+    client, admin, make_caller
+) -> None:
+    cid = await make(client, admin, pg())  # private by default
+    member = await make_caller(Role.member, workspace=admin.workspace_slug)
+    resp = await client.post(f"/api/v1/connections/{cid}/verify", headers=member.headers)
+    assert resp.status_code == 404

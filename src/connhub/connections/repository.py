@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import typing
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Row,
     Select,
     String,
+    Table,
     Text,
     and_,
     bindparam,
@@ -351,6 +353,51 @@ async def with_secret(
         rows = await _fetch_asyncpg(connection, statement, params)
         return rows[0] if rows else None
     return (await connection.execute(statement, params)).first()
+
+
+_OUTCOME_COLUMNS = (
+    "status",
+    "last_verified_at",
+    "verification_error",
+    "verification_error_code",
+    "verification_details",
+)
+
+
+def _record_statement(admin: bool) -> Any:
+    where: list[ColumnElement[bool]] = [
+        _conn.c.workspace_id == bindparam("ws", type_=_conn.c.workspace_id.type),
+        _conn.c.id == bindparam("key", type_=_conn.c.id.type),
+        _conn.c.status != "disabled",
+    ]
+    if not admin:
+        where.append(
+            or_(
+                _conn.c.visibility == "global",
+                _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type),
+            )
+        )
+    values = {name: bindparam(f"new_{name}", type_=_conn.c[name].type) for name in _OUTCOME_COLUMNS}
+    table = typing.cast(Table, _conn)  # a mapped class's __table__ is typed as a plain FromClause
+    return update(table).where(*where).values(values).returning(*_conn.c)
+
+
+_RECORDS = {admin: _record_statement(admin) for admin in (True, False)}
+
+
+async def record_outcome(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID, values: dict[str, Any]
+) -> Row[Any] | None:
+    """Write a verification outcome (``_OUTCOME_COLUMNS``) unless the connection is disabled,
+    in one prebuilt statement; the updated row, or None when nothing was updated (disabled,
+    or not visible)."""
+    params: dict[str, Any] = {"ws": principal.workspace_id, "key": connection_id}
+    if not principal.is_admin:
+        params["uid"] = principal.user_id
+    params.update({f"new_{name}": values[name] for name in _OUTCOME_COLUMNS})
+    connection = await session.connection()
+    row: Row[Any] | None = (await connection.execute(_RECORDS[principal.is_admin], params)).first()
+    return row
 
 
 async def get_visible(

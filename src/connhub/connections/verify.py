@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from connhub.connections import repository as repo
 from connhub.connections import service
 from connhub.connections.schemas import Status
 from connhub.errors import InvalidState
@@ -43,12 +44,20 @@ async def prepare(
     return Prepared(conn.id, conn.provider, conn.config, conn.credentials)
 
 
+def outcome_values(outcome: VerificationOutcome) -> dict[str, Any]:
+    """The columns a verification outcome sets."""
+    return {
+        "status": Status.active.value if outcome.success else Status.error.value,
+        "last_verified_at": outcome.checked_at,
+        "verification_error": None if outcome.success else outcome.message,
+        "verification_error_code": None if outcome.success else outcome.code,
+        "verification_details": outcome.details(),
+    }
+
+
 def apply_outcome(conn: Connection, outcome: VerificationOutcome) -> None:
-    conn.status = Status.active.value if outcome.success else Status.error.value
-    conn.last_verified_at = outcome.checked_at
-    conn.verification_error = None if outcome.success else outcome.message
-    conn.verification_error_code = None if outcome.success else outcome.code
-    conn.verification_details = outcome.details()
+    for name, value in outcome_values(outcome).items():
+        setattr(conn, name, value)
 
 
 async def record(
@@ -60,6 +69,16 @@ async def record(
     face_updates: dict[str, Any] | None = None,
 ) -> Connection:
     """Store the outcome (unless the connection was disabled meanwhile); returns the row."""
+    if not face_updates:
+        # The usual case in one statement (UPDATE ... RETURNING), no ORM load and flush.
+        async with runtime.sessions() as session:
+            row = await repo.record_outcome(
+                session, principal, connection_id, outcome_values(outcome)
+            )
+            await commit(session)
+        if row is not None:
+            return cast(Connection, row)
+        # Not updated: disabled meanwhile, or gone (the path below says which).
     async with runtime.sessions() as session:
         conn = await service.get(session, principal, connection_id, for_update=True)
         if conn.status != Status.disabled.value:
