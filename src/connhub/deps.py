@@ -9,7 +9,6 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connhub.errors import Unauthorized
-from connhub.kit.db import Reader
 from connhub.runtime import Runtime
 from connhub.workspaces.principal import Principal
 from connhub.workspaces.service import hash_token, resolve_principal
@@ -32,17 +31,6 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-
-
-async def get_reader(runtime: RuntimeDep) -> AsyncIterator[Reader]:
-    reader = Reader(runtime.reads)
-    try:
-        yield reader
-    finally:
-        await reader.close()
-
-
-ReaderDep = Annotated[Reader, Depends(get_reader)]
 
 
 def bearer_token(request: Request) -> str | None:

@@ -350,11 +350,8 @@ async def for_use(
 
     Every use of a connection starts here (verify, schema, query), often once per click.
     """
-    reader = Reader(reads)
-    try:
+    async with Reader(reads) as reader:
         row = await repo.with_secret(await reader.connection(), principal, connection_id)
-    finally:
-        await reader.close()
     if row is None:
         raise NotFound("Connection not found")
     credentials: dict[str, str] = {}

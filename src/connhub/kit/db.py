@@ -96,6 +96,12 @@ class Reader:
             connection, self._connection = self._connection, None
             await connection.close()
 
+    async def __aenter__(self) -> Reader:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
 
 def sync_url(async_url: str) -> str:
     """The synchronous URL Alembic runs migrations with (no event loop needed)."""
