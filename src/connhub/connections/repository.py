@@ -87,6 +87,29 @@ def filtered(principal: Principal, query: ListQuery, *columns: Any) -> Select[An
     return stmt
 
 
+def _visible_where(admin: bool) -> list[ColumnElement[bool]]:
+    """``visible_to`` with bind parameters (``ws``; ``uid`` unless admin), for statements
+    built once; ``_visible_params`` supplies the values."""
+    where: list[ColumnElement[bool]] = [
+        _conn.c.workspace_id == bindparam("ws", type_=_conn.c.workspace_id.type)
+    ]
+    if not admin:
+        where.append(
+            or_(
+                _conn.c.visibility == "global",
+                _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type),
+            )
+        )
+    return where
+
+
+def _visible_params(principal: Principal, **params: Any) -> dict[str, Any]:
+    params["ws"] = principal.workspace_id
+    if not principal.is_admin:
+        params["uid"] = principal.user_id
+    return params
+
+
 @dataclass(frozen=True)
 class _PageShape:
     admin: bool
@@ -107,15 +130,7 @@ def _page_statement(shape: _PageShape) -> Select[Any]:
     Building and cache-keying a SQLAlchemy statement costs more than running this query, so
     each shape (filters present, sort, mode) is built once and reused with new values.
     """
-    ws = bindparam("ws", type_=_conn.c.workspace_id.type)
-    where: list[ColumnElement[bool]] = [_conn.c.workspace_id == ws]
-    if not shape.admin:
-        where.append(
-            or_(
-                _conn.c.visibility == "global",
-                _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type),
-            )
-        )
+    where = _visible_where(shape.admin)
     if shape.q:
         pattern = bindparam("q", type_=String())
         where.append(
@@ -238,9 +253,7 @@ async def page(
         total=with_total,
         offset=use_offset,
     )
-    params: dict[str, Any] = {"ws": principal.workspace_id, "limit": query.limit + 1}
-    if not principal.is_admin:
-        params["uid"] = principal.user_id
+    params = _visible_params(principal, limit=query.limit + 1)
     if query.q:
         params["q"] = f"%{_escape_like(query.q.lower())}%"
     if query.providers:
@@ -270,18 +283,8 @@ def sort_value(conn: Any, sort_by: SortBy) -> Any:
 
 
 def _view_statement(by: str, admin: bool) -> Select[Any]:
-    stmt = select(*_conn.c).where(
-        _conn.c.workspace_id == bindparam("ws", type_=_conn.c.workspace_id.type),
-        _conn.c[by] == bindparam("key", type_=_conn.c[by].type),
-    )
-    if not admin:
-        stmt = stmt.where(
-            or_(
-                _conn.c.visibility == "global",
-                _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type),
-            )
-        )
-    return stmt
+    key = _conn.c[by] == bindparam("key", type_=_conn.c[by].type)
+    return select(*_conn.c).where(*_visible_where(admin), key)
 
 
 _VIEWS = {
@@ -298,15 +301,18 @@ async def view(
 ) -> Row[Any] | None:
     """A read-only row of one visible connection (no ORM object: cheaper for reads)."""
     by, key = ("id", connection_id) if connection_id is not None else ("slug", slug)
-    params: dict[str, Any] = {"ws": principal.workspace_id, "key": key}
-    if not principal.is_admin:
-        params["uid"] = principal.user_id
     statement = _VIEWS[(by, principal.is_admin)]
+    return await _fetch_one(connection, statement, _visible_params(principal, key=key))
+
+
+async def _fetch_one(
+    connection: AsyncConnection, statement: Select[Any], params: dict[str, Any]
+) -> Any | None:
+    """The first row of a prebuilt read (asyncpg directly on PostgreSQL), or None."""
     if connection.dialect.name == "postgresql":
         rows = await _fetch_asyncpg(connection, statement, params)
         return rows[0] if rows else None
-    row: Row[Any] | None = (await connection.execute(statement, params)).first()
-    return row
+    return (await connection.execute(statement, params)).first()
 
 
 _secret = ConnectionSecret.__table__
@@ -314,7 +320,7 @@ _secret = ConnectionSecret.__table__
 
 def _with_secret_statement(admin: bool) -> Select[Any]:
     columns = [_conn.c[name] for name in ("id", "provider", "status", "config", "last_used_at")]
-    stmt = (
+    return (
         select(
             *columns,
             _secret.c.workspace_id.label("secret_workspace_id"),
@@ -322,19 +328,8 @@ def _with_secret_statement(admin: bool) -> Select[Any]:
             _secret.c.sealed,
         )
         .select_from(_conn.outerjoin(_secret, _secret.c.connection_id == _conn.c.id))
-        .where(
-            _conn.c.workspace_id == bindparam("ws", type_=_conn.c.workspace_id.type),
-            _conn.c.id == bindparam("key", type_=_conn.c.id.type),
-        )
+        .where(*_visible_where(admin), _conn.c.id == bindparam("key", type_=_conn.c.id.type))
     )
-    if not admin:
-        stmt = stmt.where(
-            or_(
-                _conn.c.visibility == "global",
-                _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type),
-            )
-        )
-    return stmt
 
 
 _WITH_SECRET = {admin: _with_secret_statement(admin) for admin in (True, False)}
@@ -345,58 +340,33 @@ async def with_secret(
 ) -> Any | None:
     """One visible connection's id, provider, status, config, last use and sealed secret
     (``sealed`` None when it has none): what using a connection needs, in one read."""
-    params: dict[str, Any] = {"ws": principal.workspace_id, "key": connection_id}
-    if not principal.is_admin:
-        params["uid"] = principal.user_id
-    statement = _WITH_SECRET[principal.is_admin]
-    if connection.dialect.name == "postgresql":
-        rows = await _fetch_asyncpg(connection, statement, params)
-        return rows[0] if rows else None
-    return (await connection.execute(statement, params)).first()
+    params = _visible_params(principal, key=connection_id)
+    return await _fetch_one(connection, _WITH_SECRET[principal.is_admin], params)
 
 
-_OUTCOME_COLUMNS = (
-    "status",
-    "last_verified_at",
-    "verification_error",
-    "verification_error_code",
-    "verification_details",
-)
-
-
-def _record_statement(admin: bool) -> Any:
-    where: list[ColumnElement[bool]] = [
-        _conn.c.workspace_id == bindparam("ws", type_=_conn.c.workspace_id.type),
+@functools.lru_cache(maxsize=16)
+def _update_statement(admin: bool, columns: tuple[str, ...]) -> Any:
+    where = [
+        *_visible_where(admin),
         _conn.c.id == bindparam("key", type_=_conn.c.id.type),
         _conn.c.status != "disabled",
     ]
-    if not admin:
-        where.append(
-            or_(
-                _conn.c.visibility == "global",
-                _conn.c.created_by == bindparam("uid", type_=_conn.c.created_by.type),
-            )
-        )
-    values = {name: bindparam(f"new_{name}", type_=_conn.c[name].type) for name in _OUTCOME_COLUMNS}
+    values = {name: bindparam(f"new_{name}", type_=_conn.c[name].type) for name in columns}
     table = typing.cast(Table, _conn)  # a mapped class's __table__ is typed as a plain FromClause
     return update(table).where(*where).values(values).returning(*_conn.c)
 
 
-_RECORDS = {admin: _record_statement(admin) for admin in (True, False)}
-
-
-async def record_outcome(
+async def update_unless_disabled(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID, values: dict[str, Any]
 ) -> Row[Any] | None:
-    """Write a verification outcome (``_OUTCOME_COLUMNS``) unless the connection is disabled,
-    in one prebuilt statement; the updated row, or None when nothing was updated (disabled,
+    """Set ``values`` on a visible connection unless it is disabled, in one statement built
+    once per set of columns; the updated row, or None when nothing was updated (disabled,
     or not visible)."""
-    params: dict[str, Any] = {"ws": principal.workspace_id, "key": connection_id}
-    if not principal.is_admin:
-        params["uid"] = principal.user_id
-    params.update({f"new_{name}": values[name] for name in _OUTCOME_COLUMNS})
+    statement = _update_statement(principal.is_admin, tuple(values))
+    params = _visible_params(principal, key=connection_id)
+    params.update({f"new_{name}": value for name, value in values.items()})
     connection = await session.connection()
-    row: Row[Any] | None = (await connection.execute(_RECORDS[principal.is_admin], params)).first()
+    row: Row[Any] | None = (await connection.execute(statement, params)).first()
     return row
 
 

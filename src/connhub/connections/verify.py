@@ -72,12 +72,12 @@ async def record(
     if not face_updates:
         # The usual case in one statement (UPDATE ... RETURNING), no ORM load and flush.
         async with runtime.sessions() as session:
-            row = await repo.record_outcome(
+            row = await repo.update_unless_disabled(
                 session, principal, connection_id, outcome_values(outcome)
             )
             await commit(session)
         if row is not None:
-            return cast(Connection, row)
+            return cast(Connection, row)  # a row of every column: read like the model
         # Not updated: disabled meanwhile, or gone (the path below says which).
     async with runtime.sessions() as session:
         conn = await service.get(session, principal, connection_id, for_update=True)
