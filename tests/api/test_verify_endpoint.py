@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 from connhub.workspaces.principal import Role
@@ -207,8 +208,6 @@ async def test_recorded_outcome_is_the_stored_row(client, admin, runtime) -> Non
     conn, outcome = await verify_stored(runtime, principal, uuid.UUID(cid))
     assert outcome.success and conn.status == "active"
     stored = (await client.get(f"/api/v1/connections/{cid}", headers=admin.headers)).json()
-    import orjson
-
     assert orjson.loads(dumps(to_wire(conn))) == stored
 
 

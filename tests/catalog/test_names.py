@@ -148,9 +148,19 @@ def test_table_listing_json_is_the_listing_as_json(
     assert orjson.loads(table_listing_json(pairs, dialect)) == table_listing(pairs, dialect)
 
 
-def test_table_listing_json_takes_the_bulk_path_for_a_plain_catalog() -> None:
+def test_table_listing_json_takes_the_bulk_path_for_a_plain_catalog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connhub.catalog import names
+
     pairs = [("bench", f"t_{i}") for i in range(1, 2001)] + [("public", "big")]
-    raw = table_listing_json(pairs, "postgres")
-    # Written directly: orjson would write the same text, so compare texts, then meaning.
-    assert raw.startswith(b'[{"schema":"bench","table":"t_1","normalizedName":"bench_t_1"')
-    assert orjson.loads(raw) == table_listing(pairs, "postgres")
+    expected = table_listing(pairs, "postgres")
+
+    def general_path(*_args: object) -> None:
+        raise AssertionError("a plain catalog must not take the per-table path")
+
+    monkeypatch.setattr(names, "table_listing", general_path)
+    assert orjson.loads(table_listing_json(pairs, "postgres")) == expected
+    # ... and a name that needs quoting does take it.
+    with pytest.raises(AssertionError, match="per-table path"):
+        table_listing_json([*pairs, ("public", "Orders")], "postgres")
