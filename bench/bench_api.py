@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -26,36 +25,13 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from harness import make_tenant, served  # bench/harness.py (bench/ is on the path)
 from sqlalchemy import create_engine, insert
 
 from connhub.config import Settings
 from connhub.kit import migrate
-from connhub.kit.db import commit, make_engine, make_sessionmaker, sync_url
+from connhub.kit.db import sync_url
 from connhub.models import Connection
-from connhub.workspaces import service as workspaces
-from connhub.workspaces.principal import Role
-
-HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def make_tenant(settings: Settings, name: str) -> tuple[str, uuid.UUID, uuid.UUID]:
-    engine = make_engine(settings.resolved_database_url)
-    async with make_sessionmaker(engine)() as session:
-        ws = await workspaces.create_workspace(session, name=name)
-        token, user, ws = await workspaces.create_token(
-            session, workspace_ref=ws.slug, email=f"bench-{name}@example.com", role=Role.admin
-        )
-        await commit(session)
-    await engine.dispose()
-    return token, ws.id, user.id
 
 
 def seed(url: str, workspace_id: uuid.UUID, user_id: uuid.UUID, n: int) -> list[uuid.UUID]:
@@ -186,53 +162,43 @@ def main() -> None:
     small_token, small_ws, small_user = asyncio.run(make_tenant(settings, "small"))
     ids = seed(url, small_ws, small_user, 1000)
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "serve_for_bench.py")], env={**env, "BENCH_PORT": str(port)}
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        s = args.seconds
-        print(f"store={args.store}  one uvicorn worker (uvloop, httptools), wrk -t1 -c16 -d{s}s")
-        results = {}
-        for label, path in [
-            ("bare hello", "/bench/hello"),
-            ("list limit=50", "/api/v1/connections?limit=50"),
-            ("get by id", f"/api/v1/connections/{ids[500]}"),
-        ]:
-            wrk(base + path, small_token, 2)  # warm-up
-            results[label] = wrk(base + path, small_token, s)
-            rps, p99 = results[label]
-            print(f"  {label:<16} {rps:9.0f} req/s   p99 {p99:7.2f} ms")
-        hello = results["bare hello"][0]
-        list_ratio = results["list limit=50"][0] / hello
-        get_ratio = results["get by id"][0] / hello
-        print(f"  list / bare  = {list_ratio:6.1%}   (target >= 8%)")
-        print(f"  get  / bare  = {get_ratio:6.1%}   (target >= 20%)")
-        print(f"  list p99     = {results['list limit=50'][1]:.2f} ms (target < 50 ms)")
+        with served(env) as (base, _pid):
+            s = args.seconds
+            print(
+                f"store={args.store}  one uvicorn worker (uvloop, httptools), wrk -t1 -c16 -d{s}s"
+            )
+            results = {}
+            for label, path in [
+                ("bare hello", "/bench/hello"),
+                ("list limit=50", "/api/v1/connections?limit=50"),
+                ("get by id", f"/api/v1/connections/{ids[500]}"),
+            ]:
+                wrk(base + path, small_token, 2)  # warm-up
+                results[label] = wrk(base + path, small_token, s)
+                rps, p99 = results[label]
+                print(f"  {label:<16} {rps:9.0f} req/s   p99 {p99:7.2f} ms")
+            hello = results["bare hello"][0]
+            list_ratio = results["list limit=50"][0] / hello
+            get_ratio = results["get by id"][0] / hello
+            print(f"  list / bare  = {list_ratio:6.1%}   (target >= 8%)")
+            print(f"  get  / bare  = {get_ratio:6.1%}   (target >= 20%)")
+            print(f"  list p99     = {results['list limit=50'][1]:.2f} ms (target < 50 ms)")
 
-        tmp = Path(tempfile.mkdtemp())
-        small_paths = cursor_paths(base, small_token, 50, 20)
-        small = wrk(base + "/", small_token, s, lua_rotating(small_paths, tmp / "small.lua"))
-        big_token, big_ws, big_user = asyncio.run(make_tenant(settings, "big"))
-        started = time.perf_counter()
-        seed(url, big_ws, big_user, args.big)
-        print(f"  seeded {args.big} connections in {time.perf_counter() - started:.1f} s")
-        big_paths = cursor_paths(base, big_token, 50, 200)
-        wrk(base + "/", big_token, 2, lua_rotating(big_paths, tmp / "big.lua"))
-        big = wrk(base + "/", big_token, s, lua_rotating(big_paths, tmp / "big.lua"))
-        print(f"  cursor paging, 1,000 rows:   {small[0]:7.0f} req/s  p99 {small[1]:6.2f} ms")
-        print(f"  cursor paging, {args.big:,} rows: {big[0]:7.0f} req/s  p99 {big[1]:6.2f} ms")
-        print(f"  p99 ratio big/small = {big[1] / small[1]:.2f}x (target <= 1.5x)")
+            tmp = Path(tempfile.mkdtemp())
+            small_paths = cursor_paths(base, small_token, 50, 20)
+            small = wrk(base + "/", small_token, s, lua_rotating(small_paths, tmp / "small.lua"))
+            big_token, big_ws, big_user = asyncio.run(make_tenant(settings, "big"))
+            started = time.perf_counter()
+            seed(url, big_ws, big_user, args.big)
+            print(f"  seeded {args.big} connections in {time.perf_counter() - started:.1f} s")
+            big_paths = cursor_paths(base, big_token, 50, 200)
+            wrk(base + "/", big_token, 2, lua_rotating(big_paths, tmp / "big.lua"))
+            big = wrk(base + "/", big_token, s, lua_rotating(big_paths, tmp / "big.lua"))
+            print(f"  cursor paging, 1,000 rows:   {small[0]:7.0f} req/s  p99 {small[1]:6.2f} ms")
+            print(f"  cursor paging, {args.big:,} rows: {big[0]:7.0f} req/s  p99 {big[1]:6.2f} ms")
+            print(f"  p99 ratio big/small = {big[1] / small[1]:.2f}x (target <= 1.5x)")
     finally:
-        server.terminate()
-        server.wait(10)
         shutil.rmtree(home, ignore_errors=True)
         if pg_db:
             with psycopg.connect(

@@ -25,10 +25,7 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -38,22 +35,13 @@ from typing import Any
 import httpx
 import orjson
 import psycopg
+from harness import make_tenant, served  # bench/harness.py (bench/ is on the path)
 
 from connhub.catalog import postgres as pg_catalog
 from connhub.config import Settings
 from connhub.kit import migrate
-from connhub.kit.db import commit, make_engine, make_sessionmaker
-from connhub.workspaces import service as workspaces
-from connhub.workspaces.principal import Role
 
-HERE = Path(__file__).resolve().parent
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_customer(name: str, tables: int, rows: int) -> None:
@@ -89,18 +77,6 @@ def build_customer(name: str, tables: int, rows: int) -> None:
 def drop_customer(name: str) -> None:
     with psycopg.connect(ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def make_token(settings: Settings) -> str:
-    engine = make_engine(settings.resolved_database_url)
-    async with make_sessionmaker(engine)() as session:
-        ws = await workspaces.create_workspace(session, name="bench")
-        token, _user, _ws = await workspaces.create_token(
-            session, workspace_ref=ws.slug, email="bench@example.com", role=Role.admin
-        )
-        await commit(session)
-    await engine.dispose()
-    return token
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -155,12 +131,10 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="connhub-bench-schema-"))
     url = f"sqlite+aiosqlite:///{home / 'connhub.db'}"
     settings = Settings(home=home, database_url=url)
-    server: subprocess.Popen[bytes] | None = None
     try:
         build_customer(customer, args.tables, args.rows)
         migrate.upgrade(url)
-        token = asyncio.run(make_token(settings))
-        port = free_port()
+        token, _ws, _user = asyncio.run(make_tenant(settings, "bench"))
         env = {
             **os.environ,
             "CONNHUB_HOME": str(home),
@@ -168,21 +142,10 @@ def main() -> None:
             "CONNHUB_LOG_LEVEL": "WARNING",
             "CONNHUB_EGRESS_ALLOW": "127.0.0.1",
             "CONNHUB_RATE_LIMIT_ENABLED": "false",
-            "BENCH_PORT": str(port),
         }
-        server = subprocess.Popen([sys.executable, str(HERE / "serve_for_bench.py")], env=env)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        run(base, token, server.pid, customer, args)
+        with served(env) as (base, pid):
+            run(base, token, pid, customer, args)
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(10)
         shutil.rmtree(home, ignore_errors=True)
         drop_customer(customer)
 

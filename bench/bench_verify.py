@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import psycopg
+from harness import make_tenant  # bench/harness.py (bench/ is on the path)
 
 from connhub.config import Settings
 from connhub.connections import service as connections
@@ -38,7 +39,6 @@ from connhub.kit.egress import EgressPolicy
 from connhub.runtime import Runtime, build_runtime
 from connhub.verification.service import verify
 from connhub.workspaces import service as workspaces
-from connhub.workspaces.principal import Role
 
 PG = {"host": "127.0.0.1", "port": 5432, "database": "postgres", "username": "postgres"}
 CREDS = {"password": "unused-under-trust"}
@@ -163,12 +163,7 @@ async def stored_verifier(home: Path) -> Callable[[], Awaitable[bool]]:
     )
     migrate.upgrade(url)
     runtime: Runtime = await build_runtime(settings)
-    async with runtime.sessions() as session:
-        ws = await workspaces.create_workspace(session, name="bench")
-        token, _user, _ws = await workspaces.create_token(
-            session, workspace_ref=ws.slug, email="bench@example.com", role=Role.admin
-        )
-        await commit(session)
+    token, _ws, _user = await make_tenant(settings, "bench")
     async with runtime.sessions() as session:
         principal = await workspaces.resolve_principal(session, token=token, workspace_header=None)
         conn = await connections.create(
