@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from typing import Any, cast
 
 from connhub.connections import repository as repo
 from connhub.connections import service
 from connhub.connections.schemas import Status
+from connhub.connections.service import ForUse
 from connhub.errors import InvalidState
 from connhub.kit.db import commit
 from connhub.models import Connection
@@ -25,23 +25,15 @@ from connhub.verification.runner import OnStep
 from connhub.workspaces.principal import Principal, Role
 
 
-@dataclass(frozen=True)
-class Prepared:
-    connection_id: uuid.UUID
-    provider: str
-    config: dict[str, Any]
-    credentials: dict[str, str]
-
-
 async def prepare(
     runtime: Runtime, principal: Principal, connection_id: uuid.UUID, *, role: Role = Role.member
-) -> Prepared:
+) -> ForUse:
     """Load what a verification needs; a disabled connection cannot be used (400)."""
     service.require(principal, role)
     conn = await service.for_use(runtime.reads, runtime.envelope, principal, connection_id)
     if conn.status == Status.disabled.value:
         raise InvalidState("Connection is disabled; reactivate it first")
-    return Prepared(conn.id, conn.provider, conn.config, conn.credentials)
+    return conn
 
 
 def outcome_values(outcome: VerificationOutcome) -> dict[str, Any]:
@@ -116,7 +108,7 @@ async def stream_stored(
     principal: Principal,
     connection_id: uuid.UUID,
     *,
-    prepared: Prepared | None = None,
+    prepared: ForUse | None = None,
 ) -> AsyncGenerator[StepResult | tuple[VerificationOutcome, Connection], None]:
     """Each step as it finishes, then ``(outcome, updated connection)``.
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connhub.connections import service as connections
 from connhub.connections import verify as stored_verification
 from connhub.connections.schemas import ConnectionPatch, Visibility
+from connhub.connections.service import ForUse
 from connhub.dependents import repository as dependents_repo
 from connhub.dependents import service as dependents
 from connhub.errors import BadRequest, Conflict, ImmutableField, NotFound
@@ -246,7 +247,7 @@ def require_tester(principal: Principal) -> None:
 
 async def prepare_stored_test(
     runtime: Runtime, principal: Principal, source_id: uuid.UUID
-) -> stored_verification.Prepared:
+) -> ForUse:
     """Errors (404, 403, 400 disabled) surface here, as JSON, before the stream starts."""
     require_tester(principal)
     async with runtime.sessions() as session:
@@ -271,16 +272,14 @@ def unsaved_test_events(runtime: Runtime, unsaved: Unsaved) -> AsyncGenerator[Ev
 
 
 async def stored_test_events(
-    runtime: Runtime, principal: Principal, prepared: stored_verification.Prepared
+    runtime: Runtime, principal: Principal, prepared: ForUse
 ) -> AsyncGenerator[Event, None]:
     """``step`` per check, then ``done`` ``{success, source, steps}`` once it is recorded.
 
     Closing this early (client gone) closes ``stream_stored``, which cancels the check; the
     outcome of a cancelled check is never recorded, so the source keeps its previous status.
     """
-    stream = stored_verification.stream_stored(
-        runtime, principal, prepared.connection_id, prepared=prepared
-    )
+    stream = stored_verification.stream_stored(runtime, principal, prepared.id, prepared=prepared)
     try:
         async for item in stream:
             if isinstance(item, StepResult):
