@@ -28,3 +28,15 @@ class ColumnInfo:
     data_type: str
     nullable: bool
     primary_key: bool
+
+
+def columns_from_rows(rows: Sequence[Sequence[Any]]) -> list[ColumnInfo] | None:
+    """``(name, type, nullable, primary)`` rows with real booleans; None for no rows (no such
+    table). A table without columns yields one all-NULL row, hence the ``name`` filter."""
+    if not rows:
+        return None
+    return [
+        ColumnInfo(str(name), str(data_type), bool(nullable), bool(primary))
+        for name, data_type, nullable, primary in rows
+        if name is not None
+    ]

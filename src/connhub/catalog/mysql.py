@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connhub.catalog.model import ColumnInfo, Query, TableInfo
+from connhub.catalog.model import Query, TableInfo, columns_from_rows
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 _KINDS = {"BASE TABLE": "table", "VIEW": "view", "SYSTEM VIEW": "view", "SEQUENCE": "sequence"}
@@ -54,11 +54,4 @@ def columns_query(schema: str, table: str, config: Mapping[str, Any] | None = No
     return Query(_COLUMNS, (schema, table))
 
 
-def columns(rows: Sequence[Sequence[Any]]) -> list[ColumnInfo] | None:
-    if not rows:
-        return None
-    return [
-        ColumnInfo(str(name), str(data_type), bool(nullable), bool(primary))
-        for name, data_type, nullable, primary in rows
-        if name is not None
-    ]
+columns = columns_from_rows

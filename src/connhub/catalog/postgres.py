@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connhub.catalog.model import ColumnInfo, Query, TableInfo
+from connhub.catalog.model import Query, TableInfo, columns_from_rows
 
 _KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized_view", "f": "foreign_table"}
 
@@ -68,11 +68,4 @@ def columns_query(schema: str, table: str, config: Mapping[str, Any] | None = No
     return Query(_COLUMNS, {"schema": schema, "table": table})
 
 
-def columns(rows: Sequence[Sequence[Any]]) -> list[ColumnInfo] | None:
-    if not rows:
-        return None
-    return [
-        ColumnInfo(str(name), str(data_type), bool(nullable), bool(primary))
-        for name, data_type, nullable, primary in rows
-        if name is not None
-    ]
+columns = columns_from_rows

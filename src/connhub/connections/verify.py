@@ -90,7 +90,16 @@ async def verify_stored(
     role: Role = Role.member,
 ) -> tuple[Connection, VerificationOutcome]:
     prepared = await prepare(runtime, principal, connection_id, role=role)
-    outcome = await verification.verify(
+    outcome = await check(runtime, prepared, on_step=on_step)
+    conn = await record(runtime, principal, connection_id, outcome)
+    return conn, outcome
+
+
+async def check(
+    runtime: Runtime, prepared: ForUse, *, on_step: OnStep | None = None
+) -> VerificationOutcome:
+    """Run the provider's checks on a prepared connection with the runtime's settings."""
+    return await verification.verify(
         prepared.provider,
         prepared.config,
         prepared.credentials,
@@ -99,8 +108,6 @@ async def verify_stored(
         on_step=on_step,
         registry=runtime.registry,
     )
-    conn = await record(runtime, principal, connection_id, outcome)
-    return conn, outcome
 
 
 async def stream_stored(

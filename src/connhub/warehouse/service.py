@@ -48,7 +48,6 @@ from connhub.kit.db import commit
 from connhub.models import Connection
 from connhub.providers.registry import ProviderRegistry
 from connhub.runtime import Runtime
-from connhub.verification import service as verification
 from connhub.warehouse import keypair, setup_script
 from connhub.workspaces.principal import Principal, Role
 
@@ -347,14 +346,7 @@ async def run_test(runtime: Runtime, principal: Principal, connection_id: str) -
     async with runtime.sessions() as session:
         conn_id = (await get(session, principal, connection_id)).id
     prepared = await core_verify.prepare(runtime, principal, conn_id, role=Role.admin)
-    outcome = await verification.verify(
-        prepared.provider,
-        prepared.config,
-        prepared.credentials,
-        settings=runtime.settings,
-        egress=runtime.egress,
-        registry=runtime.registry,
-    )
+    outcome = await core_verify.check(runtime, prepared)
     error = None if outcome.success else _driver_text(outcome.raw_error or outcome.message)
     status = FaceStatus.connected if outcome.success else FaceStatus.error
     await core_verify.record(
