@@ -7,6 +7,7 @@ PostgreSQL; the default is an SQLite file. Every test starts from empty tables.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -134,6 +135,18 @@ async def admin(make_caller) -> Caller:  # type: ignore[no-untyped-def]
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A port that completes TCP handshakes (kernel backlog) and never says a word."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
 
 
 @pytest.fixture(scope="session")

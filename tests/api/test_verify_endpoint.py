@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from connhub.workspaces.principal import Role
+from support.fakesnow_server import silent_server
 
 
 def pg(database: str = "postgres", **config: object) -> dict[str, object]:
@@ -121,29 +122,9 @@ async def test_verify_needs_member_and_tenancy(client, make_caller) -> None:
 
 @pytest.fixture
 def blackhole() -> Iterator[int]:
-    """Accepts TCP and never answers."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield srv.getsockname()[1]
-    stop.set()
-    thread.join()
-    for s in held:
-        s.close()
-    srv.close()
+    """Accepts TCP (in user space, holding each connection) and never answers."""
+    with silent_server() as port:
+        yield port
 
 
 async def test_blackhole_times_out_within_budget(client, admin, blackhole, settings) -> None:

@@ -22,18 +22,6 @@ PG = {"host": "127.0.0.1", "port": 5432, "database": "postgres", "username": "po
 CREDS = {"password": "trusted-anyway"}
 
 
-@pytest.fixture
-def blackhole() -> Iterator[int]:
-    """A port whose kernel backlog accepts TCP while nobody ever reads or answers."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
 async def test_postgres_passes_and_details_are_stored_shape() -> None:
     outcome = await verify("postgres", PG, CREDS, settings=SETTINGS, egress=LOOPBACK)
     assert outcome.success, outcome

@@ -38,18 +38,6 @@ LOOPBACK = EgressPolicy(["127.0.0.1"])
 PASSWORD = "pa55-w0rd-Sekrit"
 
 
-@pytest.fixture
-def blackhole() -> Iterator[int]:
-    """A port that completes TCP handshakes (kernel backlog) and never says a word."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
 class FakeConn:
     def __init__(self) -> None:
         self.closed = threading.Event()
