@@ -36,12 +36,15 @@ class Catalog:
         parse = cast(Callable[[Sequence[Sequence[Any]]], list[TableInfo]], self._module.tables)
         return parse(rows)
 
-    def table_pairs(self, rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
-        """``(schema, table)`` per row, without building ``TableInfo`` objects (big catalogs)."""
-        pairs = getattr(self._module, "table_pairs", None)
-        if pairs is not None:
-            return cast(Callable[[Sequence[Sequence[Any]]], list[tuple[str, str]]], pairs)(rows)
-        return [(t.schema, t.table) for t in self.tables(rows)]
+    def table_names(self, rows: Sequence[Sequence[Any]]) -> tuple[Sequence[str], Sequence[str]]:
+        """Schemas and tables as two columns, without a ``TableInfo`` per row (big catalogs)."""
+        names = getattr(self._module, "table_names", None)
+        if names is not None:
+            return cast(
+                Callable[[Sequence[Sequence[Any]]], tuple[Sequence[str], Sequence[str]]], names
+            )(rows)
+        tables = self.tables(rows)
+        return [t.schema for t in tables], [t.table for t in tables]
 
     def columns_query(self, schema: str, table: str) -> Query:
         return cast(Query, self._module.columns_query(schema, table, self._config))

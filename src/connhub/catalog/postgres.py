@@ -14,6 +14,7 @@ foreign tables the session may ``SELECT`` from or see columns of (as
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from connhub.catalog.model import Query, TableInfo, columns_from_rows
@@ -60,8 +61,9 @@ def tables(rows: Sequence[Sequence[Any]]) -> list[TableInfo]:
     return [TableInfo(str(s), str(t), _KINDS.get(str(k), "table")) for s, t, k in rows]
 
 
-def table_pairs(rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
-    return [(row[0], row[1]) for row in rows]  # psycopg hands back str for name columns
+def table_names(rows: Sequence[Sequence[Any]]) -> tuple[Sequence[str], Sequence[str]]:
+    """The two name columns, picked in C (psycopg hands back ``str`` for name columns)."""
+    return list(map(itemgetter(0), rows)), list(map(itemgetter(1), rows))
 
 
 def columns_query(schema: str, table: str, config: Mapping[str, Any] | None = None) -> Query:

@@ -90,14 +90,14 @@ class SchemaService:
         query = catalog.tables_query(include_system)
         timeout = self.settings.query_timeout_s
 
-        def work(conn: Any, executor: Executor) -> bytes:
+        def work(conn: Any, executor: Executor) -> orjson.Fragment:
             rows = executor.catalog(conn, query.sql, query.params, timeout)
-            return table_listing_json(catalog.table_pairs(rows), target.dialect)
+            return table_listing_json(*catalog.table_names(rows), target.dialect)
 
         tables = await self._run(target, work)
         await self._touch(target)
         # Already JSON: the response embeds it as-is (10,000 tables are not parsed back).
-        return {"tables": orjson.Fragment(tables)}
+        return {"tables": tables}
 
     async def columns(
         self, principal: Principal, connection_id: uuid.UUID, *, schema: str, table: str

@@ -35,7 +35,7 @@ async def test_good_credentials_pass_all_three_steps() -> None:
     outcome = await check(BASE)
     assert outcome.success, outcome
     assert [s.status for s in outcome.steps] == [StepStatus.PASSED] * 3
-    assert outcome.steps[2].message.endswith("USAGE on schema public)")
+    assert outcome.steps[2].message == "Required permissions confirmed (SELECT 1)"
     assert outcome.identity["user"] == "postgres"
     assert outcome.identity["database"] == "postgres"
     assert outcome.identity["serverVersion"]
@@ -101,7 +101,9 @@ async def test_role_without_usage_on_the_schema_is_permission_denied(
     assert outcome.steps[2].status is StepStatus.FAILED
     assert schema in outcome.message and role in outcome.message
     # the same role passes on a schema it may use
-    assert (await check({**BASE, "username": role, "schema": "public"})).success
+    usable = await check({**BASE, "username": role, "schema": "public"})
+    assert usable.success, usable
+    assert usable.steps[2].message.endswith("(SELECT 1; USAGE on schema public)")
 
 
 async def test_unknown_schema_is_invalid_config() -> None:

@@ -320,9 +320,8 @@ class _SqlRun:
             return f"Configuration is valid; {self.display} is reached over HTTPS by its driver"
         where = f"{target.host}:{target.port}"
         try:
-            resolved = await asyncio.wait_for(
-                self.egress.resolve(target.host, target.port), ctx.remaining()
-            )
+            # The runner's timeout around this step bounds the lookup (no extra task here).
+            resolved = await self.egress.resolve(target.host, target.port)
             await self._check_extra_targets(ctx)
             self.address = resolved.address
             connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
