@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from connhub.config import Settings
 from connhub.errors import ConfigurationError
 from connhub.kit.crypto import CryptoError, Envelope, KeyMismatch, KeyMissing, LocalKeyFile
-from connhub.kit.db import make_engine, make_sessionmaker, reader_engine
+from connhub.kit.db import Reader, make_engine, make_sessionmaker, open_read_pool, reader_engine
 from connhub.kit.egress import EgressPolicy
 from connhub.kit.ttlcache import TTLCache
 from connhub.providers.registry import ProviderRegistry, default_registry
@@ -31,8 +32,15 @@ class Runtime:
     registry: ProviderRegistry
     egress: EgressPolicy
     principals: TTLCache[tuple[str, str | None], Principal]
+    read_pool: Any | None = None  # PostgreSQL stores: see kit.db.open_read_pool
+
+    def reader(self) -> Reader:
+        """Read access for one request (opened lazily; use as ``async with``)."""
+        return Reader(self.reads, self.read_pool)
 
     async def close(self) -> None:
+        if self.read_pool is not None:
+            await self.read_pool.close()
         await self.engine.dispose()
 
 
@@ -83,6 +91,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         registry=default_registry(),
         egress=EgressPolicy.from_settings(settings),
         principals=TTLCache(settings.auth_cache_s),
+        read_pool=await open_read_pool(engine, size=settings.db_pool_size),
     )
 
 

@@ -30,9 +30,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from connhub.connections.schemas import ListQuery, Order, SortBy
+from connhub.kit.db import Reader
 from connhub.models import Connection, ConnectionSecret, Dependent, User
 from connhub.models.base import UTCDateTime
 from connhub.workspaces.principal import Principal
@@ -212,7 +213,7 @@ def _asyncpg_plan(
 
 
 async def _fetch_asyncpg(
-    connection: AsyncConnection, statement: Select[Any], params: dict[str, Any]
+    reader: Reader, statement: Select[Any], params: dict[str, Any]
 ) -> list[Any]:
     """Run a prebuilt read statement through asyncpg directly (PostgreSQL hot paths).
 
@@ -220,16 +221,15 @@ async def _fetch_asyncpg(
     PostgreSQL's own work; asyncpg already returns UTC-aware timestamps and decoded JSON.
     Only statements without expanding (IN-list) parameters come here.
     """
-    sql, order, literals, row_class = _asyncpg_plan(statement, connection.dialect)
+    sql, order, literals, row_class = _asyncpg_plan(statement, reader.dialect)
     values = {**literals, **params}
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None  # a checked-out connection always has its driver connection
+    driver = await reader.driver()
     records = await driver.fetch(sql, *(values[name] for name in order))
     return [row_class(record) for record in records]
 
 
 async def page(
-    connection: AsyncConnection,
+    reader: Reader,
     principal: Principal,
     query: ListQuery,
     after: tuple[Any, uuid.UUID] | None,
@@ -264,16 +264,16 @@ async def page(
         params["after_value"], params["after_id"] = after
     if use_offset:
         params["offset"] = query.offset
-    if connection.dialect.name == "postgresql" and not (shape.providers or shape.statuses):
-        return await _fetch_asyncpg(connection, _page_statement(shape), params)
+    if reader.dialect.name == "postgresql" and not (shape.providers or shape.statuses):
+        return await _fetch_asyncpg(reader, _page_statement(shape), params)
     # A Core execution: no ORM loading machinery for plain rows.
-    result = await connection.execute(_page_statement(shape), params)
+    result = await (await reader.connection()).execute(_page_statement(shape), params)
     return list(result.all())
 
 
-async def count(connection: AsyncConnection, principal: Principal, query: ListQuery) -> int:
+async def count(reader: Reader, principal: Principal, query: ListQuery) -> int:
     stmt = filtered(principal, query, func.count())
-    return int((await connection.execute(stmt)).scalar_one())
+    return int((await (await reader.connection()).execute(stmt)).scalar_one())
 
 
 def sort_value(conn: Any, sort_by: SortBy) -> Any:
@@ -293,7 +293,7 @@ _VIEWS = {
 
 
 async def view(
-    connection: AsyncConnection,
+    reader: Reader,
     principal: Principal,
     *,
     connection_id: uuid.UUID | None = None,
@@ -302,17 +302,15 @@ async def view(
     """A read-only row of one visible connection (no ORM object: cheaper for reads)."""
     by, key = ("id", connection_id) if connection_id is not None else ("slug", slug)
     statement = _VIEWS[(by, principal.is_admin)]
-    return await _fetch_one(connection, statement, _visible_params(principal, key=key))
+    return await _fetch_one(reader, statement, _visible_params(principal, key=key))
 
 
-async def _fetch_one(
-    connection: AsyncConnection, statement: Select[Any], params: dict[str, Any]
-) -> Any | None:
+async def _fetch_one(reader: Reader, statement: Select[Any], params: dict[str, Any]) -> Any | None:
     """The first row of a prebuilt read (asyncpg directly on PostgreSQL), or None."""
-    if connection.dialect.name == "postgresql":
-        rows = await _fetch_asyncpg(connection, statement, params)
+    if reader.dialect.name == "postgresql":
+        rows = await _fetch_asyncpg(reader, statement, params)
         return rows[0] if rows else None
-    return (await connection.execute(statement, params)).first()
+    return (await (await reader.connection()).execute(statement, params)).first()
 
 
 _secret = ConnectionSecret.__table__
@@ -335,13 +333,11 @@ def _with_secret_statement(admin: bool) -> Select[Any]:
 _WITH_SECRET = {admin: _with_secret_statement(admin) for admin in (True, False)}
 
 
-async def with_secret(
-    connection: AsyncConnection, principal: Principal, connection_id: uuid.UUID
-) -> Any | None:
+async def with_secret(reader: Reader, principal: Principal, connection_id: uuid.UUID) -> Any | None:
     """One visible connection's id, provider, status, config, last use and sealed secret
     (``sealed`` None when it has none): what using a connection needs, in one read."""
     params = _visible_params(principal, key=connection_id)
-    return await _fetch_one(connection, _WITH_SECRET[principal.is_admin], params)
+    return await _fetch_one(reader, _WITH_SECRET[principal.is_admin], params)
 
 
 @functools.lru_cache(maxsize=16)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from connhub.connections import cursor as cursors
 from connhub.connections import repository as repo
@@ -49,13 +49,12 @@ async def list_connections(reader: Reader, principal: Principal, query: ListQuer
     if query.cursor:
         after = cursors.decode(query.cursor, sort_by=query.sort_by.value, order=query.order.value)
     cursor_mode = query.cursor is not None
-    connection = await reader.connection()
-    rows = list(await repo.page(connection, principal, query, after, with_total=not cursor_mode))
+    rows = list(await repo.page(reader, principal, query, after, with_total=not cursor_mode))
     has_next = len(rows) > query.limit
     items = rows[: query.limit]
     total = None
     if not cursor_mode:
-        total = rows[0].total_count if rows else await repo.count(connection, principal, query)
+        total = rows[0].total_count if rows else await repo.count(reader, principal, query)
     next_cursor = None
     if has_next and items:
         last = items[-1]
@@ -63,15 +62,17 @@ async def list_connections(reader: Reader, principal: Principal, query: ListQuer
             query.sort_by.value, query.order.value, repo.sort_value(last, query.sort_by), last.id
         )
     users: dict[uuid.UUID, UserProfile] = {}
-    for row in items:
-        for prefix, uid in (("creator_", row.created_by), ("updater_", row.updated_by)):
-            if uid is not None and uid not in users:
-                users[uid] = UserProfile(
-                    id=uid,
-                    first_name=getattr(row, prefix + "first_name"),
-                    last_name=getattr(row, prefix + "last_name"),
-                    profile_picture_url=getattr(row, prefix + "profile_picture_url"),
-                )
+    for row in items:  # a page has one or two distinct users: look each up once
+        uid = row.created_by
+        if uid is not None and uid not in users:
+            users[uid] = UserProfile(
+                uid, row.creator_first_name, row.creator_last_name, row.creator_profile_picture_url
+            )
+        uid = row.updated_by
+        if uid is not None and uid not in users:
+            users[uid] = UserProfile(
+                uid, row.updater_first_name, row.updater_last_name, row.updater_profile_picture_url
+            )
     return Page(
         items=items,
         limit=query.limit,
@@ -91,9 +92,7 @@ async def view(
     slug: str | None = None,
 ) -> Any:
     """A read-only view of one connection (attribute access like the model)."""
-    row = await repo.view(
-        await reader.connection(), principal, connection_id=connection_id, slug=slug
-    )
+    row = await repo.view(reader, principal, connection_id=connection_id, slug=slug)
     if row is None:
         raise NotFound("Connection not found")
     return row
@@ -344,14 +343,14 @@ class ForUse:
 
 
 async def for_use(
-    reads: AsyncEngine, envelope: Envelope, principal: Principal, connection_id: uuid.UUID
+    reader: Reader, envelope: Envelope, principal: Principal, connection_id: uuid.UUID
 ) -> ForUse:
     """One prebuilt read (connection and sealed secret) on a plain connection, then decrypt.
 
     Every use of a connection starts here (verify, schema, query), often once per click.
     """
-    async with Reader(reads) as reader:
-        row = await repo.with_secret(await reader.connection(), principal, connection_id)
+    async with reader:
+        row = await repo.with_secret(reader, principal, connection_id)
     if row is None:
         raise NotFound("Connection not found")
     credentials: dict[str, str] = {}

@@ -30,7 +30,7 @@ async def prepare(
 ) -> ForUse:
     """Load what a verification needs; a disabled connection cannot be used (400)."""
     service.require(principal, role)
-    conn = await service.for_use(runtime.reads, runtime.envelope, principal, connection_id)
+    conn = await service.for_use(runtime.reader(), runtime.envelope, principal, connection_id)
     if conn.status == Status.disabled.value:
         raise InvalidState("Connection is disabled; reactivate it first")
     return conn

@@ -182,7 +182,7 @@ class SchemaService:
     ) -> Target:
         connections.require(principal, Role.viewer)
         conn = await connections.for_use(
-            self.runtime.reads, self.runtime.envelope, principal, connection_id
+            self.runtime.reader(), self.runtime.envelope, principal, connection_id
         )
         provider = self.runtime.registry.get(conn.provider)
         if provider.kind != "sql" or not provider.capabilities.get(capability):

@@ -21,7 +21,7 @@ from connhub.connections import service
 from connhub.connections import verify as verification
 from connhub.connections.schemas import ConnectionPatch, ListQuery, Order, SortBy
 from connhub.deps import PrincipalDep, RuntimeDep, SessionDep
-from connhub.kit.db import Reader, commit
+from connhub.kit.db import commit
 from connhub.kit.responses import JSONResponse
 
 router = APIRouter(prefix="/api/v1/connections", tags=["connections"])
@@ -61,7 +61,7 @@ async def list_connections(
     )
     # Reads open their store connection inline, not as a yield dependency: FastAPI's exit
     # stack for those cost more than the page query on this endpoint.
-    async with Reader(runtime.reads) as reader:
+    async with runtime.reader() as reader:
         page = await service.list_connections(reader, principal, query)
     return JSONResponse(page_to_wire(page))
 
@@ -92,7 +92,7 @@ async def create_connection(
 async def get_by_slug(
     slug: Annotated[str, "slug"], runtime: RuntimeDep, principal: PrincipalDep
 ) -> Response:
-    async with Reader(runtime.reads) as reader:
+    async with runtime.reader() as reader:
         conn = await service.view(reader, principal, slug=slug)
     return JSONResponse(to_wire(conn))
 
@@ -101,7 +101,7 @@ async def get_by_slug(
 async def get_connection(
     connection_id: uuid.UUID, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Response:
-    async with Reader(runtime.reads) as reader:
+    async with runtime.reader() as reader:
         conn = await service.view(reader, principal, connection_id=connection_id)
     return JSONResponse(to_wire(conn))
 

@@ -139,6 +139,7 @@ _FIELDS = (
 
 
 _RAW = frozenset({"config", "verification_details", "credential_keys"})
+_IDS = frozenset({"id", "created_by", "updated_by"})
 
 
 def _finish(out: dict[str, Any]) -> dict[str, Any]:
@@ -160,13 +161,18 @@ def rows_to_wire(rows: list[Any]) -> list[dict[str, Any]]:
     if not rows:
         return []
     index = {name: i for i, name in enumerate(rows[0]._fields)}
-    plan = [(wire, index[attr]) for wire, attr in _FIELDS if attr not in _RAW]
+    plan = [(wire, index[attr]) for wire, attr in _FIELDS if attr not in _RAW | _IDS]
+    ids = [(wire, index[attr]) for wire, attr in _FIELDS if attr in _IDS]
     config, details, keys = (
         index[name] for name in ("config", "verification_details", "credential_keys")
     )
     out = []
     for row in rows:
         item = {wire: row[i] for wire, i in plan}
+        # str here: the driver's own UUID class would cost orjson a ``default`` call each
+        for wire, i in ids:
+            value = row[i]
+            item[wire] = None if value is None else str(value)
         item["config"] = orjson.Fragment(row[config] or "{}")
         item["verificationDetails"] = orjson.Fragment(row[details] or "{}")
         item["hasCredentials"] = (row[keys] or "[]").replace(" ", "") != "[]"
@@ -190,7 +196,7 @@ def page_to_wire(page: Page) -> dict[str, Any]:
         "nextCursor": page.next_cursor,
         "users": {
             str(uid): {
-                "id": uid,
+                "id": str(uid),
                 "firstName": u.first_name,
                 "lastName": u.last_name,
                 "profilePictureUrl": u.profile_picture_url,
