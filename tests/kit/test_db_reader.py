@@ -46,17 +46,21 @@ async def test_reads_go_through_the_pool_and_match_the_sqlalchemy_path(
     assert pool.get_idle_size() == pool.get_size()  # every checkout was given back
 
     principal = Principal(
-        user_id=admin.user_id, workspace_id=admin.workspace_id, role=Role.admin, email=None
+        user_id=admin.user_id,
+        workspace_id=admin.workspace_id,
+        role=Role.admin,
+        email="reader@example.com",
     )
     async with runtime.reader() as pooled, Reader(runtime.reads) as plain:
         via_pool = await repo.view(pooled, principal, slug="warehouse")
         via_engine = await repo.view(plain, principal, slug="warehouse")
+        assert via_pool is not None and via_engine is not None
         secret_pool = await repo.with_secret(pooled, principal, via_pool.id)
         secret_engine = await repo.with_secret(plain, principal, via_pool.id)
-    assert via_pool is not None and via_engine is not None
     assert tuple(via_pool) == tuple(via_engine)
     config = {"host": "db.example.com", "port": 5432, "database": "a", "username": "u"}
     assert via_pool.config == config
+    assert secret_pool is not None and secret_engine is not None
     assert tuple(secret_pool) == tuple(secret_engine)
 
 
