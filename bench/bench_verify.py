@@ -7,7 +7,8 @@
    the same machine load. Two figures: the verification itself
    (``verification.service.verify``, what the target is about) and the whole stored path
    (``connections.verify.verify_stored``: read and decrypt the credentials from the store,
-   verify, write the outcome back), on an embedded SQLite store in a temp home.
+   verify, write the outcome back), on an embedded SQLite store in a temp home and on a
+   PostgreSQL store (a temporary database), as in production.
    Target: median verify <= 1.3x median raw.
 2. A loopback host that accepts TCP and never answers, verified with a budget of 5 s.
    Target: the run returns within 10 % of the budget.
@@ -24,6 +25,7 @@ import socket
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -40,6 +42,7 @@ from connhub.runtime import Runtime, build_runtime
 from connhub.verification.service import verify
 from connhub.workspaces import service as workspaces
 
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG = {"host": "127.0.0.1", "port": 5432, "database": "postgres", "username": "postgres"}
 CREDS = {"password": "unused-under-trust"}
 WARMUP = 5
@@ -146,18 +149,37 @@ async def main() -> None:
 
     await overhead(args.runs, "verification (verification.service.verify)", engine_only)
 
-    home = Path(tempfile.mkdtemp(prefix="connhub-bench-verify-"))
-    try:
-        stored = await stored_verifier(home)
-        await overhead(args.runs, "stored connection (read + decrypt, verify, record)", stored)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    for store in ("sqlite", "postgres"):
+        home = Path(tempfile.mkdtemp(prefix="connhub-bench-verify-"))
+        database = f"connhub_bench_verify_{uuid.uuid4().hex[:8]}" if store == "postgres" else None
+        try:
+            runtime, stored = await stored_verifier(home, database)
+            try:
+                label = f"stored connection, {store} store (read + decrypt, verify, record)"
+                await overhead(args.runs, label, stored)
+            finally:
+                await runtime.close()
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+            if database is not None:
+                with psycopg.connect(ADMIN, autocommit=True) as admin:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     await blackhole(args.budget, settings, egress)
 
 
-async def stored_verifier(home: Path) -> Callable[[], Awaitable[bool]]:
-    """A connection stored through the service, and a call that verifies it by id."""
+async def stored_verifier(
+    home: Path, database: str | None
+) -> tuple[Runtime, Callable[[], Awaitable[bool]]]:
+    """A connection stored through the service, and a call that verifies it by id.
+
+    The store is an embedded SQLite file in ``home``, or the PostgreSQL ``database`` (made
+    here) as in production.
+    """
     url = f"sqlite+aiosqlite:///{home / 'connhub.db'}"
+    if database is not None:
+        with psycopg.connect(ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{database}"')
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
     settings = Settings(
         home=home, database_url=url, egress_allow=["127.0.0.1"], verify_budget_s=5.0
     )
@@ -183,7 +205,7 @@ async def stored_verifier(home: Path) -> Callable[[], Awaitable[bool]]:
         _conn, outcome = await verify_stored(runtime, principal, connection_id)
         return outcome.success
 
-    return run
+    return runtime, run
 
 
 if __name__ == "__main__":

@@ -64,6 +64,20 @@ async def test_patch_of_config_replaces_the_sessions(client, admin, pg_customer)
     assert await eventually(lambda: old not in backends(pg_customer))
 
 
+async def test_disable_and_delete_close_the_sessions_at_once(client, admin, pg_customer) -> None:
+    """Not when they would next idle out: a removed connection leaves nothing open."""
+    cid = await activated(client, admin, pg_customer.body())
+    first = await pid(client, admin, cid)
+    disabled = await client.post(f"{BASE}/{cid}/disable", headers=admin.headers)
+    assert disabled.status_code == 200
+    assert await eventually(lambda: first not in backends(pg_customer))
+
+    other = await activated(client, admin, pg_customer.body())
+    second = await pid(client, admin, other)
+    assert (await client.delete(f"{BASE}/{other}", headers=admin.headers)).status_code == 204
+    assert await eventually(lambda: second not in backends(pg_customer))
+
+
 async def test_dropped_session_is_replaced_transparently(client, admin, pg_customer) -> None:
     cid = await activated(client, admin, pg_customer.body())
     old = await pid(client, admin, cid)

@@ -270,6 +270,16 @@ def registry_for(state: Any, *, size: int, idle_s: float) -> PoolRegistry:
     return registry
 
 
+def forget(state: Any, connection_id: uuid.UUID) -> None:
+    """Close a connection's pooled sessions now (it was deleted, disabled or changed).
+
+    Without this they would stay open on the customer's database until they idled out.
+    """
+    registry: PoolRegistry | None = getattr(state, _STATE_ATTR, None)
+    if registry is not None:
+        registry.forget(connection_id)
+
+
 async def close_registry(state: Any) -> None:
     """Close every pooled session of this app (lifespan shutdown)."""
     registry: PoolRegistry | None = getattr(state, _STATE_ATTR, None)
