@@ -67,3 +67,14 @@ async def test_reads_go_through_the_pool_and_match_the_sqlalchemy_path(
 @pytest.mark.skipif(STORE == "postgres", reason="the embedded store has no read pool")
 def test_the_embedded_store_reads_through_sqlalchemy(runtime: Runtime) -> None:
     assert runtime.read_pool is None
+
+
+@pytest.mark.skipif(STORE != "postgres", reason="only PostgreSQL stores have a read pool")
+async def test_pool_sessions_skip_the_wal_flush_wait_and_hold_no_transaction(
+    runtime: Runtime,
+) -> None:
+    """Its statements are reads and bookkeeping writes (verification outcomes) only."""
+    async with runtime.reader() as reader:
+        driver = await reader.driver()
+        assert await driver.fetchval("SHOW synchronous_commit") == "off"
+        assert not driver.is_in_transaction()

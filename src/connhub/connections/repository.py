@@ -200,7 +200,7 @@ class _RecordRow(tuple[Any, ...]):
 
 @functools.lru_cache(maxsize=256)
 def _asyncpg_plan(
-    statement: Select[Any], dialect: Any
+    statement: Any, dialect: Any
 ) -> tuple[str, tuple[str, ...], dict[str, Any], type[_RecordRow]]:
     """A prebuilt statement compiled once for asyncpg: text, parameter order, the values of
     its literal binds (``'global'``, the epoch), and a row class naming its columns."""
@@ -353,16 +353,25 @@ def _update_statement(admin: bool, columns: tuple[str, ...]) -> Any:
 
 
 async def update_unless_disabled(
-    session: AsyncSession, principal: Principal, connection_id: uuid.UUID, values: dict[str, Any]
-) -> Row[Any] | None:
+    reader: Reader, principal: Principal, connection_id: uuid.UUID, values: dict[str, Any]
+) -> Any | None:
     """Set ``values`` on a visible connection unless it is disabled, in one statement built
-    once per set of columns; the updated row, or None when nothing was updated (disabled,
-    or not visible)."""
+    once per set of columns, committed at once; the updated row, or None when nothing was
+    updated (disabled, or not visible).
+
+    For bookkeeping (a verification's outcome): on PostgreSQL it runs as one autocommit
+    statement on the statement pool, whose sessions do not wait for the WAL flush (a crash
+    may lose the last moments of outcomes, never consistency; verifying again restores it).
+    """
     statement = _update_statement(principal.is_admin, tuple(values))
     params = _visible_params(principal, key=connection_id)
     params.update({f"new_{name}": value for name, value in values.items()})
-    connection = await session.connection()
+    if reader.dialect.name == "postgresql":
+        rows = await _fetch_asyncpg(reader, statement, params)
+        return rows[0] if rows else None
+    connection = await reader.connection()
     row: Row[Any] | None = (await connection.execute(statement, params)).first()
+    await connection.commit()
     return row
 
 

@@ -63,11 +63,10 @@ async def record(
     """Store the outcome (unless the connection was disabled meanwhile); returns the row."""
     if not face_updates:
         # The usual case in one statement (UPDATE ... RETURNING), no ORM load and flush.
-        async with runtime.sessions() as session:
+        async with runtime.reader() as statements:
             row = await repo.update_unless_disabled(
-                session, principal, connection_id, outcome_values(outcome)
+                statements, principal, connection_id, outcome_values(outcome)
             )
-            await commit(session)
         if row is not None:
             return cast(Connection, row)  # a row of every column: read like the model
         # Not updated: disabled meanwhile, or gone (the path below says which).

@@ -86,13 +86,16 @@ async def _json_codecs(connection: Any) -> None:
 
 
 async def open_read_pool(engine: AsyncEngine, *, size: int) -> Any | None:
-    """A plain asyncpg pool for the single-statement reads of the hot paths (PostgreSQL).
+    """A plain asyncpg pool for single autocommit statements on hot paths (PostgreSQL).
 
-    Why a second pool: a SQLAlchemy checkout and checkin cost about 150 us per request on
-    the list and get endpoints, more than the driver's own work; asyncpg's pool without the
-    per-release ``RESET ALL`` round trip costs about 50. Safe without it because every read
-    through it is one autocommit statement (asyncpg still rolls back a transaction left
-    open). ``None`` for other stores. Opens connections on first use.
+    Reads (list, get, a connection and its secret for use), and bookkeeping writes whose
+    loss in a crash is harmless (a verification's outcome): its sessions do not wait for the
+    WAL flush at commit (``synchronous_commit=off``). Why a second pool: a SQLAlchemy
+    checkout and checkin cost about 150 us per request on the list and get endpoints, more
+    than the driver's own work; asyncpg's pool without the per-release ``RESET ALL`` round
+    trip costs about 50. Safe without it because every statement through it is one
+    autocommit statement (asyncpg still rolls back a transaction left open). ``None`` for
+    other stores. Opens connections on first use.
     """
     if engine.dialect.driver != "asyncpg":
         return None
@@ -102,12 +105,11 @@ async def open_read_pool(engine: AsyncEngine, *, size: int) -> Any | None:
     if "prepared_statement_cache_size" in kwargs:  # SQLAlchemy's name for asyncpg's option
         kwargs["statement_cache_size"] = kwargs.pop("prepared_statement_cache_size")
     accepted = inspect.signature(asyncpg.connect).parameters
+    kwargs = {key: value for key, value in kwargs.items() if key in accepted}
+    # Bookkeeping writes only (see repository.update_unless_disabled): no WAL flush wait.
+    kwargs["server_settings"] = {**kwargs.get("server_settings", {}), "synchronous_commit": "off"}
     return await asyncpg.create_pool(
-        min_size=0,
-        max_size=size,
-        reset=_keep_session,
-        init=_json_codecs,
-        **{key: value for key, value in kwargs.items() if key in accepted},
+        min_size=0, max_size=size, reset=_keep_session, init=_json_codecs, **kwargs
     )
 
 
