@@ -114,7 +114,8 @@ async def open_read_pool(engine: AsyncEngine, *, size: int) -> Any | None:
 
 
 class Reader:
-    """One request's read access to the store: a connection checked out on first use.
+    """One request's single statements on the store: reads, and bookkeeping writes that
+    commit by themselves (a verification's outcome). A connection checked out on first use.
 
     Lighter than an ``AsyncSession`` (no identity map, no transaction bookkeeping), which on
     the list and get endpoints cost as much as the query. Lazy so that a request holds no
