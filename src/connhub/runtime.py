@@ -91,7 +91,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         registry=default_registry(),
         egress=EgressPolicy.from_settings(settings),
         principals=TTLCache(settings.auth_cache_s),
-        read_pool=await open_read_pool(engine, size=settings.db_pool_size),
+        read_pool=await open_read_pool(engine, size=settings.db_statement_pool_size),
     )
 
 
