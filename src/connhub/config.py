@@ -25,9 +25,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     # Store connections per process: the ORM pool (this many, plus as many again at peaks)
     # and, on PostgreSQL, the statement pool for single reads and bookkeeping writes (opened
-    # on demand, closed when idle for 5 minutes).
+    # on demand, closed when idle for 5 minutes; a list request holds one while it renders,
+    # so below the number of concurrent requests it queues them).
     db_pool_size: int = 20
-    db_statement_pool_size: int = 10
+    db_statement_pool_size: int = 20
     # How long a resolved token (user, workspace, role) is reused in-process. Revocations and
     # role changes made by another process take effect within this many seconds; 0 disables.
     auth_cache_s: float = 5.0
