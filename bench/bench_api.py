@@ -3,9 +3,10 @@
 Seeds 1,000 connections, serves the real app with one uvicorn worker, and drives it with wrk
 (16 connections, one load thread) for: a bare FastAPI hello endpoint, the list endpoint (limit 50)
 and get-by-id. Then seeds 100,000 connections in a second workspace and compares cursor-mode
-paging p99 there with the 1,000 case. Prints req/s, p99 and the ratios against the targets.
+paging p99 there with the 1,000 case. Prints req/s, p99 and the ratios against the targets;
+hello, list and get are measured in interleaved rounds (medians reported, every round shown).
 
-    .venv/bin/python bench/bench_api.py [--store postgres|sqlite|both] [--seconds 10]
+    .venv/bin/python bench/bench_api.py [--store postgres|sqlite|both] [--seconds 10] [--rounds 3]
 
 Both stores by default, PostgreSQL (production) first.
 """
@@ -18,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -140,15 +142,16 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--big", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     # PostgreSQL first: the production store, where the targets are meant to hold.
     for store in ("postgres", "sqlite") if args.store == "both" else (args.store,):
-        bench_store(store, args.seconds, args.big)
+        bench_store(store, args.seconds, args.big, args.rounds)
 
 
-def bench_store(store: str, seconds: int, big_rows: int) -> None:
+def bench_store(store: str, seconds: int, big_rows: int, rounds: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="connhub-bench-"))
     pg_db = None
     if store == "postgres":
@@ -173,16 +176,32 @@ def bench_store(store: str, seconds: int, big_rows: int) -> None:
         with served(env) as (base, _pid):
             s = seconds
             print(f"store={store}  one uvicorn worker (uvloop, httptools), wrk -t1 -c16 -d{s}s")
-            results = {}
-            for label, path in [
+            endpoints = [
                 ("bare hello", "/bench/hello"),
                 ("list limit=50", "/api/v1/connections?limit=50"),
                 ("get by id", f"/api/v1/connections/{ids[500]}"),
-            ]:
+            ]
+            for _label, path in endpoints:
                 wrk(base + path, small_token, 2)  # warm-up
-                results[label] = wrk(base + path, small_token, s)
-                rps, p99 = results[label]
-                print(f"  {label:<16} {rps:9.0f} req/s   p99 {p99:7.2f} ms")
+            # This VM's speed drifts by a third from one minute to the next, so the three are
+            # measured in interleaved rounds and each figure is the median over the rounds.
+            runs: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in endpoints}
+            for round_no in range(1, rounds + 1):
+                for label, path in endpoints:
+                    runs[label].append(wrk(base + path, small_token, s))
+                print(
+                    f"  round {round_no}: "
+                    + "   ".join(
+                        f"{label} {rps:.0f} req/s p99 {p99:.1f} ms"
+                        for label, (rps, p99) in ((k, v[-1]) for k, v in runs.items())
+                    )
+                )
+            results = {
+                label: (statistics.median(r for r, _ in got), statistics.median(p for _, p in got))
+                for label, got in runs.items()
+            }
+            for label, (rps, p99) in results.items():
+                print(f"  {label:<16} {rps:9.0f} req/s   p99 {p99:7.2f} ms   (median of {rounds})")
             hello = results["bare hello"][0]
             list_ratio = results["list limit=50"][0] / hello
             get_ratio = results["get by id"][0] / hello
