@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connhub.connections import service as connections
 from connhub.errors import Unauthorized
+from connhub.query import pool
 from connhub.runtime import Runtime
 from connhub.workspaces.principal import Principal
 from connhub.workspaces.service import hash_token, resolve_principal
@@ -25,9 +27,14 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request, runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     async with runtime.sessions() as session:
         yield session
+        retired = connections.retired(session)
+    # Reached only when the endpoint returned (it commits): connections it deleted, disabled
+    # or re-configured close their pooled query sessions now, whichever face changed them.
+    for connection_id in retired:
+        pool.forget(request.app.state, connection_id)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

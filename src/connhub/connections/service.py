@@ -216,6 +216,25 @@ def _needs_verification(conn: Connection) -> None:
     conn.verification_error_code = None
 
 
+_RETIRED = "connhub.retired_connections"
+
+
+def _retire_sessions(session: AsyncSession, connection_id: uuid.UUID) -> None:
+    """Mark the connection's pooled query sessions for closing when this unit of work ends.
+
+    For a connection deleted, disabled, or given other settings: the sessions open on the
+    customer's database must not wait to idle out. ``deps.get_session`` closes them after
+    the commit; a rolled-back unit of work closes nothing.
+    """
+    session.info.setdefault(_RETIRED, set()).add(connection_id)
+
+
+def retired(session: AsyncSession) -> set[uuid.UUID]:
+    """Connections whose pooled query sessions this unit of work retired."""
+    found: set[uuid.UUID] = session.info.get(_RETIRED, set())
+    return found
+
+
 async def update(
     session: AsyncSession,
     principal: Principal,
@@ -263,6 +282,8 @@ async def update(
         )
         conn.credential_keys = sorted(stored)
         _needs_verification(conn)
+    if patch.config is not None or patch.credentials is not None:
+        _retire_sessions(session, conn.id)
     _touch(conn, principal)
     await session.flush()
     return conn
@@ -286,6 +307,7 @@ async def delete(session: AsyncSession, principal: Principal, connection_id: uui
             "Connection has dependents; remove them first", code="has_dependents"
         ) from exc
     session.expunge(conn)
+    _retire_sessions(session, connection_id)
 
 
 async def disable(
@@ -296,6 +318,7 @@ async def disable(
     if conn.status != Status.disabled.value:
         conn.status = Status.disabled.value
         _touch(conn, principal)
+        _retire_sessions(session, connection_id)
     return conn
 
 

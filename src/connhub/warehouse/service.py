@@ -328,12 +328,11 @@ async def _apply(
     return conn
 
 
-async def delete(session: AsyncSession, principal: Principal, connection_id: str) -> uuid.UUID:
+async def delete(session: AsyncSession, principal: Principal, connection_id: str) -> None:
     """Remove the connection; the core delete takes its sealed private key with it."""
     core.require(principal, Role.admin)
     conn = await get(session, principal, connection_id)
     await core.delete(session, principal, conn.id)
-    return conn.id
 
 
 # --- test -------------------------------------------------------------------------------

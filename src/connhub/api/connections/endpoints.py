@@ -23,7 +23,6 @@ from connhub.connections.schemas import ConnectionPatch, ListQuery, Order, SortB
 from connhub.deps import PrincipalDep, RuntimeDep, SessionDep
 from connhub.kit.db import commit
 from connhub.kit.responses import JSONResponse
-from connhub.query import pool
 
 router = APIRouter(prefix="/api/v1/connections", tags=["connections"])
 
@@ -111,7 +110,6 @@ async def get_connection(
 async def update_connection(
     connection_id: uuid.UUID,
     body: ConnectionUpdate,
-    request: Request,
     session: SessionDep,
     principal: PrincipalDep,
     runtime: RuntimeDep,
@@ -132,8 +130,6 @@ async def update_connection(
         envelope=runtime.envelope,
     )
     await commit(session)
-    if body.config is not None or body.credentials is not None:
-        pool.forget(request.app.state, connection_id)  # sessions with the old settings
     return JSONResponse(to_wire(conn))
 
 
@@ -141,21 +137,19 @@ async def update_connection(
     "/{connection_id}", status_code=204, response_class=Response, summary="Delete Connection"
 )
 async def delete_connection(
-    connection_id: uuid.UUID, request: Request, session: SessionDep, principal: PrincipalDep
+    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
 ) -> Response:
     await service.delete(session, principal, connection_id)
     await commit(session, conflict="Connection has dependents; remove them first")
-    pool.forget(request.app.state, connection_id)
     return Response(status_code=204)
 
 
 @router.post("/{connection_id}/disable", response_model=ConnectionOut, summary="Disable Connection")
 async def disable(
-    connection_id: uuid.UUID, request: Request, session: SessionDep, principal: PrincipalDep
+    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
 ) -> Response:
     conn = await service.disable(session, principal, connection_id)
     await commit(session)
-    pool.forget(request.app.state, connection_id)
     return JSONResponse(to_wire(conn))
 
 

@@ -37,7 +37,6 @@ from connhub.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from connhub.kit.db import commit
 from connhub.kit.responses import JSONResponse
 from connhub.kit.sse import sse_response, sse_stream
-from connhub.query import pool
 from connhub.ratelimit import Quota, RateLimiter
 from connhub.sources import service
 from connhub.sources.mapping import to_source
@@ -202,10 +201,8 @@ async def update_source(
 async def delete_source(
     request: Request, source_id: str, session: SessionDep, principal: CallerDep
 ) -> Response:
-    deleted = _source_id(source_id)
-    await service.delete(session, principal, deleted)
+    await service.delete(session, principal, _source_id(source_id))
     await commit(session, conflict=service.DEPENDENTS_MESSAGE)
-    pool.forget(request.app.state, deleted)
     return _json(request, {"status": "deleted"})
 
 

@@ -32,7 +32,6 @@ from connhub.deps import RuntimeDep, SessionDep, bearer_token
 from connhub.errors import Forbidden, Unauthorized
 from connhub.kit.db import commit
 from connhub.kit.responses import JSONResponse
-from connhub.query import pool
 from connhub.warehouse import service
 from connhub.workspaces.principal import Principal, Role
 from connhub.workspaces.service import hash_token, resolve_principal
@@ -187,11 +186,10 @@ async def patch_connection(
     summary="Delete the warehouse connection and its private key",
 )
 async def delete_connection(
-    connection_id: str, request: Request, session: SessionDep, principal: AdminDep
+    connection_id: str, session: SessionDep, principal: AdminDep
 ) -> Response:
-    deleted = await service.delete(session, principal, connection_id)
+    await service.delete(session, principal, connection_id)
     await commit(session, conflict="Connection has dependents; remove them first")
-    pool.forget(request.app.state, deleted)
     return Response(status_code=204)
 
 
