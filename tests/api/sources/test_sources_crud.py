@@ -60,6 +60,20 @@ async def set_status(
         await session.commit()
 
 
+async def plain_snowflake(client: Any, caller: Any, name: str) -> Any:
+    """A Snowflake connection made through the Connections API (not a source)."""
+    return await client.post(
+        "/api/v1/connections",
+        headers=caller.headers,
+        json={
+            "name": name,
+            "provider": "snowflake",
+            "credentials": {"password": "pw"},
+            "config": {k: v for k, v in snowflake_config().items() if k != "password"},
+        },
+    )
+
+
 async def test_create_returns_pending_source_with_masked_secret(client, admin) -> None:
     resp = await client.post(sources_url(admin), json=body(), headers=source_headers(admin))
     assert resp.status_code == 201
@@ -150,16 +164,7 @@ async def test_get_and_unknown_ids(client, admin, make_source) -> None:
 
 
 async def test_a_plain_connection_is_not_a_source(client, admin) -> None:
-    conn = await client.post(
-        "/api/v1/connections",
-        headers=admin.headers,
-        json={
-            "name": "sf",
-            "provider": "snowflake",
-            "credentials": {"password": "pw"},
-            "config": {k: v for k, v in snowflake_config().items() if k != "password"},
-        },
-    )
+    conn = await plain_snowflake(client, admin, "sf")
     resp = await client.get(
         sources_url(admin, f"/{conn.json()['id']}"), headers=source_headers(admin)
     )
@@ -244,16 +249,7 @@ async def test_connection_id_reference(client, admin, make_source) -> None:
     assert unknown.status_code == 404
     assert unknown.json() == {"error": "connection_id does not name a connection in this workspace"}
 
-    shared = await client.post(
-        "/api/v1/connections",
-        headers=admin.headers,
-        json={
-            "name": "shared",
-            "provider": "snowflake",
-            "credentials": {"password": "pw"},
-            "config": {k: v for k, v in snowflake_config().items() if k != "password"},
-        },
-    )
+    shared = await plain_snowflake(client, admin, "shared")
     shared_id = shared.json()["id"]
     source = await make_source(admin, {**body(), "connection_id": shared_id})
     assert source["connection_id"] == shared_id
@@ -295,16 +291,7 @@ async def test_connection_id_reference(client, admin, make_source) -> None:
 
 async def test_connection_id_of_another_workspace_is_404(client, admin, make_caller) -> None:
     stranger = await make_caller(Role.admin)
-    theirs = await client.post(
-        "/api/v1/connections",
-        headers=stranger.headers,
-        json={
-            "name": "theirs",
-            "provider": "snowflake",
-            "credentials": {"password": "pw"},
-            "config": {k: v for k, v in snowflake_config().items() if k != "password"},
-        },
-    )
+    theirs = await plain_snowflake(client, stranger, "theirs")
     resp = await client.post(
         sources_url(admin),
         headers=source_headers(admin),
