@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from connhub.config import Settings
 from connhub.errors import ConfigurationError
 from connhub.kit.crypto import CryptoError, Envelope, KeyMismatch, KeyMissing, LocalKeyFile
-from connhub.kit.db import Reader, make_engine, make_sessionmaker, open_read_pool, reader_engine
+from connhub.kit.db import (
+    Reader,
+    make_engine,
+    make_sessionmaker,
+    open_statement_pool,
+    reader_engine,
+)
 from connhub.kit.egress import EgressPolicy
 from connhub.kit.ttlcache import TTLCache
 from connhub.providers.registry import ProviderRegistry, default_registry
@@ -32,15 +38,15 @@ class Runtime:
     registry: ProviderRegistry
     egress: EgressPolicy
     principals: TTLCache[tuple[str, str | None], Principal]
-    read_pool: Any | None = None  # PostgreSQL stores: see kit.db.open_read_pool
+    statement_pool: Any | None = None  # PostgreSQL stores: see kit.db.open_statement_pool
 
     def reader(self) -> Reader:
         """Read access for one request (opened lazily; use as ``async with``)."""
-        return Reader(self.reads, self.read_pool)
+        return Reader(self.reads, self.statement_pool)
 
     async def close(self) -> None:
-        if self.read_pool is not None:
-            await self.read_pool.close()
+        if self.statement_pool is not None:
+            await self.statement_pool.close()
         await self.engine.dispose()
 
 
@@ -91,7 +97,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         registry=default_registry(),
         egress=EgressPolicy.from_settings(settings),
         principals=TTLCache(settings.auth_cache_s),
-        read_pool=await open_read_pool(engine, size=settings.db_statement_pool_size),
+        statement_pool=await open_statement_pool(engine, size=settings.db_statement_pool_size),
     )
 
 

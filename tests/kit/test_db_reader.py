@@ -1,4 +1,4 @@
-"""kit.db.Reader: the read pool on PostgreSQL gives the same rows as the SQLAlchemy path."""
+"""kit.db.Reader: the statement pool on PostgreSQL gives the same rows as the SQLAlchemy path."""
 
 from __future__ import annotations
 
@@ -31,11 +31,11 @@ async def _create(client: httpx.AsyncClient, caller: Any) -> str:
     return str(resp.json()["id"])
 
 
-@pytest.mark.skipif(STORE != "postgres", reason="only PostgreSQL stores have a read pool")
+@pytest.mark.skipif(STORE != "postgres", reason="only PostgreSQL stores have a statement pool")
 async def test_reads_go_through_the_pool_and_match_the_sqlalchemy_path(
     client: httpx.AsyncClient, runtime: Runtime, admin: Any
 ) -> None:
-    pool = runtime.read_pool
+    pool = runtime.statement_pool
     assert pool is not None
     cid = await _create(client, admin)
     listed = await client.get("/api/v1/connections", headers=admin.headers)
@@ -64,12 +64,12 @@ async def test_reads_go_through_the_pool_and_match_the_sqlalchemy_path(
     assert tuple(secret_pool) == tuple(secret_engine)
 
 
-@pytest.mark.skipif(STORE == "postgres", reason="the embedded store has no read pool")
+@pytest.mark.skipif(STORE == "postgres", reason="the embedded store has no statement pool")
 def test_the_embedded_store_reads_through_sqlalchemy(runtime: Runtime) -> None:
-    assert runtime.read_pool is None
+    assert runtime.statement_pool is None
 
 
-@pytest.mark.skipif(STORE != "postgres", reason="only PostgreSQL stores have a read pool")
+@pytest.mark.skipif(STORE != "postgres", reason="only PostgreSQL stores have a statement pool")
 async def test_pool_sessions_skip_the_wal_flush_wait_and_hold_no_transaction(
     runtime: Runtime,
 ) -> None:

@@ -85,7 +85,7 @@ async def _json_codecs(connection: Any) -> None:
         )
 
 
-async def open_read_pool(engine: AsyncEngine, *, size: int) -> Any | None:
+async def open_statement_pool(engine: AsyncEngine, *, size: int) -> Any | None:
     """A plain asyncpg pool for single autocommit statements on hot paths (PostgreSQL).
 
     Reads (list, get, a connection and its secret for use), and bookkeeping writes whose
@@ -120,7 +120,7 @@ class Reader:
     Lighter than an ``AsyncSession`` (no identity map, no transaction bookkeeping), which on
     the list and get endpoints cost as much as the query. Lazy so that a request holds no
     store connection before it needs one: the embedded SQLite store has exactly one, and the
-    caller's principal may need it first. With a read pool (PostgreSQL), prebuilt statements
+    caller's principal may need it first. With the statement pool (PostgreSQL), prebuilt statements
     run on one of its driver connections (``driver``), bypassing SQLAlchemy's pool.
     """
 

@@ -81,14 +81,10 @@ async def run_blocking(
     """
     global _pending
     loop = asyncio.get_running_loop()
+    submitted = _pool().submit(functools.partial(fn, *args, **kwargs))
     with _lock:
         _pending += 1
-    try:
-        submitted = _pool().submit(functools.partial(fn, *args, **kwargs))
-    except BaseException:
-        _settled(Future())
-        raise
-    submitted.add_done_callback(_settled)  # also when cancelled while queued
+    submitted.add_done_callback(_settled)  # runs at once if already done; also on cancel
     # Cancelling the asyncio side cancels a call that has not started; a running one is
     # left to finish on its own.
     future = asyncio.wrap_future(submitted, loop=loop)
