@@ -14,6 +14,7 @@ from connhub.errors import ConfigurationError
 from connhub.kit.crypto import CryptoError, Envelope, KeyMismatch, KeyMissing, LocalKeyFile
 from connhub.kit.db import (
     Reader,
+    SqliteStatements,
     make_engine,
     make_sessionmaker,
     open_statement_pool,
@@ -39,14 +40,17 @@ class Runtime:
     egress: EgressPolicy
     principals: TTLCache[tuple[str, str | None], Principal]
     statement_pool: Any | None = None  # PostgreSQL stores: see kit.db.open_statement_pool
+    sqlite_statements: SqliteStatements | None = None  # embedded file stores
 
     def reader(self) -> Reader:
         """Read access for one request (opened lazily; use as ``async with``)."""
-        return Reader(self.reads, self.statement_pool)
+        return Reader(self.reads, self.statement_pool, self.sqlite_statements)
 
     async def close(self) -> None:
         if self.statement_pool is not None:
             await self.statement_pool.close()
+        if self.sqlite_statements is not None:
+            self.sqlite_statements.close()
         await self.engine.dispose()
 
 
@@ -98,6 +102,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         egress=EgressPolicy.from_settings(settings),
         principals=TTLCache(settings.auth_cache_s),
         statement_pool=await open_statement_pool(engine, size=settings.db_statement_pool_size),
+        sqlite_statements=SqliteStatements.for_engine(engine),
     )
 
 

@@ -1,8 +1,13 @@
-"""kit.db.Reader: the statement pool on PostgreSQL gives the same rows as the SQLAlchemy path."""
+"""kit.db.Reader: the driver paths (the statement pool on PostgreSQL, sqlite3 on the embedded
+store) give the same rows as the SQLAlchemy path."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -45,12 +50,7 @@ async def test_reads_go_through_the_pool_and_match_the_sqlalchemy_path(
     assert pool.get_size() >= 1
     assert pool.get_idle_size() == pool.get_size()  # every checkout was given back
 
-    principal = Principal(
-        user_id=admin.user_id,
-        workspace_id=admin.workspace_id,
-        role=Role.admin,
-        email="reader@example.com",
-    )
+    principal = _principal(admin)
     async with runtime.reader() as pooled, Reader(runtime.reads) as plain:
         via_pool = await repo.view(pooled, principal, slug="warehouse")
         via_engine = await repo.view(plain, principal, slug="warehouse")
@@ -64,9 +64,82 @@ async def test_reads_go_through_the_pool_and_match_the_sqlalchemy_path(
     assert tuple(secret_pool) == tuple(secret_engine)
 
 
-@pytest.mark.skipif(STORE == "postgres", reason="the embedded store has no statement pool")
-def test_the_embedded_store_reads_through_sqlalchemy(runtime: Runtime) -> None:
+def _principal(admin: Any) -> Principal:
+    return Principal(
+        user_id=admin.user_id,
+        workspace_id=admin.workspace_id,
+        role=Role.admin,
+        email="reader@example.com",
+    )
+
+
+@pytest.mark.skipif(STORE == "postgres", reason="the embedded store's own statements")
+async def test_embedded_reads_run_on_sqlite3_and_match_the_sqlalchemy_path(
+    client: httpx.AsyncClient, runtime: Runtime, admin: Any
+) -> None:
+    """Same rows, same Python types (UUID, aware UTC datetimes, bool, decoded JSON)."""
     assert runtime.statement_pool is None
+    direct = runtime.sqlite_statements
+    assert direct is not None
+    cid = await _create(client, admin)
+    principal = _principal(admin)
+    async with runtime.reader() as fast, Reader(runtime.reads) as plain:
+        assert plain.dialect.name == "sqlite"
+        via_direct = await repo.view(fast, principal, slug="warehouse")
+        via_engine = await repo.view(plain, principal, slug="warehouse")
+        assert fast._connection is None  # never touched the engine's (only) connection
+        secret_direct = await repo.with_secret(fast, principal, via_engine.id)
+        secret_engine = await repo.with_secret(plain, principal, via_engine.id)
+    assert via_direct is not None and via_engine is not None
+    assert tuple(via_direct) == tuple(via_engine)
+    assert [type(v) for v in via_direct] == [type(v) for v in via_engine]
+    assert str(via_direct.id) == cid
+    assert via_direct.created_at.utcoffset() == timedelta(0)
+    assert via_direct.is_default is True  # the first postgres connection is the default
+    assert via_direct.config == {
+        "host": "db.example.com",
+        "port": 5432,
+        "database": "a",
+        "username": "u",
+    }
+    assert secret_direct is not None and tuple(secret_direct) == tuple(secret_engine)
+
+
+@pytest.mark.skipif(STORE == "postgres", reason="the embedded store's own statements")
+async def test_embedded_reads_go_on_while_a_unit_of_work_holds_the_write_lock_and_writes_wait(
+    client: httpx.AsyncClient, runtime: Runtime, admin: Any
+) -> None:
+    """WAL: a read never waits for the writer. A write finding the lock taken does not fail
+    or block the loop: it falls back to the engine's connection, which waits its turn."""
+    cid = uuid.UUID(await _create(client, admin))
+    principal = _principal(admin)
+    direct = runtime.sqlite_statements
+    assert direct is not None
+    holder = sqlite3.connect(runtime.reads.url.database, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("UPDATE connections SET name = 'held' WHERE id = ?", (cid.hex,))
+        async with runtime.reader() as reader:
+            row = await repo.view(reader, principal, connection_id=cid)
+            assert row is not None and row.name == "Warehouse"  # the last committed state
+            assert reader._connection is None
+
+        async def write() -> Any:
+            async with runtime.reader() as reader:
+                return await repo.update_unless_disabled(
+                    reader, principal, cid, {"verification_error": "from the fallback"}
+                )
+
+        pending = asyncio.ensure_future(write())
+        await asyncio.sleep(0.2)
+        assert not pending.done()  # waiting on the engine's busy timeout, not failed
+        holder.execute("COMMIT")
+        updated = await asyncio.wait_for(pending, 10)
+    finally:
+        holder.close()
+    assert updated is not None
+    assert (updated.name, updated.verification_error) == ("held", "from the fallback")
+    assert isinstance(updated.id, uuid.UUID)
 
 
 @pytest.mark.skipif(STORE != "postgres", reason="only PostgreSQL stores have a statement pool")

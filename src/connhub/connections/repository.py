@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import operator
 import typing
 import uuid
 from collections.abc import Sequence
@@ -187,47 +186,6 @@ def _page_statement(shape: _PageShape) -> Select[Any]:
     return stmt
 
 
-class _RecordRow(tuple[Any, ...]):
-    """A driver record with the attribute access of a SQLAlchemy ``Row`` (by column name).
-
-    Subclasses made per statement give each column a C-level property (``itemgetter``): a
-    ``__getattr__`` fallback would raise and swallow an AttributeError on every access.
-    """
-
-    __slots__ = ()
-    _fields: tuple[str, ...] = ()
-
-
-@functools.lru_cache(maxsize=256)
-def _asyncpg_plan(
-    statement: Any, dialect: Any
-) -> tuple[str, tuple[str, ...], dict[str, Any], type[_RecordRow]]:
-    """A prebuilt statement compiled once for asyncpg: text, parameter order, the values of
-    its literal binds (``'global'``, the epoch), and a row class naming its columns."""
-    compiled = statement.compile(dialect=dialect)
-    fields = tuple(column[0] for column in compiled._result_columns)
-    columns = {name: property(operator.itemgetter(i)) for i, name in enumerate(fields)}
-    row_class = type("RecordRow", (_RecordRow,), {"_fields": fields, "__slots__": (), **columns})
-    literals = {k: v for k, v in compiled.params.items() if v is not None}
-    return compiled.string, tuple(compiled.positiontup or ()), literals, row_class
-
-
-async def _fetch_asyncpg(
-    reader: Reader, statement: Select[Any], params: dict[str, Any]
-) -> list[Any]:
-    """Run a prebuilt read statement through asyncpg directly (PostgreSQL hot paths).
-
-    On the list and get endpoints SQLAlchemy's per-row result processing cost more than
-    PostgreSQL's own work; asyncpg already returns UTC-aware timestamps and decoded JSON.
-    Only statements without expanding (IN-list) parameters come here.
-    """
-    sql, order, literals, row_class = _asyncpg_plan(statement, reader.dialect)
-    values = {**literals, **params}
-    driver = await reader.driver()
-    records = await driver.fetch(sql, *(values[name] for name in order))
-    return [row_class(record) for record in records]
-
-
 async def page(
     reader: Reader,
     principal: Principal,
@@ -264,9 +222,9 @@ async def page(
         params["after_value"], params["after_id"] = after
     if use_offset:
         params["offset"] = query.offset
-    if reader.dialect.name == "postgresql" and not (shape.providers or shape.statuses):
-        return await _fetch_asyncpg(reader, _page_statement(shape), params)
-    # A Core execution: no ORM loading machinery for plain rows.
+    if not (shape.providers or shape.statuses):
+        return await reader.fetch(_page_statement(shape), params)
+    # IN lists: a Core execution (no ORM loading machinery for plain rows).
     result = await (await reader.connection()).execute(_page_statement(shape), params)
     return list(result.all())
 
@@ -306,11 +264,9 @@ async def view(
 
 
 async def _fetch_one(reader: Reader, statement: Select[Any], params: dict[str, Any]) -> Any | None:
-    """The first row of a prebuilt read (asyncpg directly on PostgreSQL), or None."""
-    if reader.dialect.name == "postgresql":
-        rows = await _fetch_asyncpg(reader, statement, params)
-        return rows[0] if rows else None
-    return (await (await reader.connection()).execute(statement, params)).first()
+    """The first row of a prebuilt read, or None."""
+    rows = await reader.fetch(statement, params)
+    return rows[0] if rows else None
 
 
 _secret = ConnectionSecret.__table__
@@ -366,13 +322,8 @@ async def update_unless_disabled(
     statement = _update_statement(principal.is_admin, tuple(values))
     params = _visible_params(principal, key=connection_id)
     params.update({f"new_{name}": value for name, value in values.items()})
-    if reader.dialect.name == "postgresql":
-        rows = await _fetch_asyncpg(reader, statement, params)
-        return rows[0] if rows else None
-    connection = await reader.connection()
-    row: Row[Any] | None = (await connection.execute(statement, params)).first()
-    await connection.commit()
-    return row
+    rows = await reader.fetch(statement, params, write=True)
+    return rows[0] if rows else None
 
 
 async def get_visible(

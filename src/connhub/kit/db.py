@@ -4,11 +4,13 @@ SQLite is given a single pooled connection: every request's unit of work then ru
 which is what SQLite's one-writer model needs anyway (a deferred transaction that upgrades
 to a write would otherwise fail with SQLITE_BUSY under concurrency). Sessions give the
 connection back at commit, so nothing holds it across a network call to a customer system.
+Hot single statements use a second connection (``SqliteStatements``) that never waits.
 """
 
 from __future__ import annotations
 
 import inspect
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from connhub.errors import Conflict
+from connhub.kit import prebuilt
 
 
 def is_sqlite(url: str) -> bool:
@@ -113,6 +116,59 @@ async def open_statement_pool(engine: AsyncEngine, *, size: int) -> Any | None:
     )
 
 
+class SqliteStatements:
+    """The embedded store's prebuilt statements, on a ``sqlite3`` connection of its own run
+    on the event loop itself.
+
+    Why: through aiosqlite, every statement makes several hops to its thread and back, which
+    on the list and get endpoints cost several times the statement (a primary-key read or a
+    50-row page is tens to hundreds of microseconds in SQLite). A second connection is safe
+    beside the engine's: the store is in WAL mode, where readers never wait for the writer.
+    It never waits either (``busy_timeout=0``): when the engine's connection holds the write
+    lock, a write here fails at once and the caller falls back to the engine (``None``).
+    File stores only (an in-memory database is private to one connection).
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+
+    @classmethod
+    def for_engine(cls, engine: AsyncEngine) -> SqliteStatements | None:
+        url = engine.url
+        if engine.dialect.name != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        if url.query.get("mode") == "memory" or url.database.startswith("file:"):
+            return None
+        return cls(url.database)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = self._connection
+        if connection is None:
+            connection = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            self._connection = connection
+        return connection
+
+    def run(self, statement: Any, dialect: Dialect, params: dict[str, Any]) -> list[Any] | None:
+        """The statement's rows (a write commits at once), or None if the store was busy."""
+        try:
+            plan = prebuilt.plan(statement, dialect)
+            return prebuilt.sqlite_execute(self._connect(), plan, params)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return None
+            raise
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
 class Reader:
     """One request's single statements on the store: reads, and bookkeeping writes that
     commit by themselves (a verification's outcome). A connection checked out on first use.
@@ -120,15 +176,19 @@ class Reader:
     Lighter than an ``AsyncSession`` (no identity map, no transaction bookkeeping), which on
     the list and get endpoints cost as much as the query. Lazy so that a request holds no
     store connection before it needs one: the embedded SQLite store has exactly one, and the
-    caller's principal may need it first. With the statement pool (PostgreSQL), prebuilt statements
-    run on one of its driver connections (``driver``), bypassing SQLAlchemy's pool.
+    caller's principal may need it first. ``fetch`` runs prebuilt statements on the driver
+    directly (``kit.prebuilt``): asyncpg, from the statement pool when there is one
+    (PostgreSQL), or ``SqliteStatements`` (the embedded store).
     """
 
-    __slots__ = ("_engine", "_pool", "_connection", "_driver")
+    __slots__ = ("_engine", "_pool", "_sqlite", "_connection", "_driver")
 
-    def __init__(self, engine: AsyncEngine, pool: Any | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, pool: Any | None = None, sqlite: SqliteStatements | None = None
+    ) -> None:
         self._engine = engine
         self._pool = pool
+        self._sqlite = sqlite
         self._connection: AsyncConnection | None = None
         self._driver: Any | None = None
 
@@ -151,6 +211,26 @@ class Reader:
                 raw = await (await self.connection()).get_raw_connection()
                 self._driver = raw.driver_connection
         return self._driver
+
+    async def fetch(
+        self, statement: Any, params: dict[str, Any], *, write: bool = False
+    ) -> list[Any]:
+        """Every row of a prebuilt statement without expanding parameters; ``write``: it
+        changes rows and must commit at once."""
+        dialect = self.dialect
+        if dialect.name == "postgresql":
+            plan = prebuilt.plan(statement, dialect)
+            records = await (await self.driver()).fetch(plan.sql, *plan.values(params))
+            return [plan.row_class(record) for record in records]
+        if self._sqlite is not None:
+            rows = self._sqlite.run(statement, dialect, params)
+            if rows is not None:
+                return rows
+        connection = await self.connection()
+        result = list((await connection.execute(statement, params)).all())
+        if write:
+            await connection.commit()
+        return result
 
     async def close(self) -> None:
         driver, self._driver = self._driver, None

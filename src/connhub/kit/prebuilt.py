@@ -1,0 +1,158 @@
+"""Prebuilt SQLAlchemy statements run on the store's own driver, without SQLAlchemy's
+execution and result machinery.
+
+Hot paths (list, get, a connection and its secret for use, a verification's outcome) run a
+handful of statements that are built once with bind parameters. On those, SQLAlchemy's
+per-execution and per-row work cost more than the store's own: each statement is compiled
+here once per dialect into a *plan* (SQL text, parameter order, literal values, a row class),
+and rows come back as tuples with attribute access by column name, like a ``Row``.
+
+- PostgreSQL: asyncpg, which already returns aware timestamps, UUIDs and decoded JSON.
+- SQLite: the standard library's driver, with the few conversions SQLAlchemy would make
+  (hex UUIDs, naive UTC timestamps, 0/1 booleans, JSON text), done per column kind.
+
+Statements with expanding (``IN``) parameters are not planned: their SQL depends on the
+values. Callers keep SQLAlchemy for those.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import sqlite3
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Boolean, DateTime, TypeDecorator, Uuid
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Convert = Callable[[Any], Any]
+
+
+class RecordRow(tuple[Any, ...]):
+    """A driver row with the attribute access of a SQLAlchemy ``Row`` (by column name).
+
+    Subclasses made per statement give each column a C-level property (``itemgetter``): a
+    ``__getattr__`` fallback would raise and swallow an AttributeError on every access.
+    """
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+
+def _row_class(fields: tuple[str, ...]) -> type[RecordRow]:
+    columns = {name: property(operator.itemgetter(i)) for i, name in enumerate(fields)}
+    return type("RecordRow", (RecordRow,), {"_fields": fields, "__slots__": (), **columns})
+
+
+@dataclass(frozen=True)
+class Plan:
+    sql: str
+    order: tuple[str, ...]  # parameter names in positional order
+    literals: dict[str, Any]  # values of the statement's own literal binds ('global', ...)
+    row_class: type[RecordRow]
+    binds: dict[str, Convert]  # SQLite: Python value -> stored value, by parameter name
+    columns: tuple[tuple[int, Convert], ...]  # SQLite: stored value -> Python, by position
+
+    def values(self, params: dict[str, Any]) -> list[Any]:
+        merged = {**self.literals, **params}
+        binds = self.binds
+        out = []
+        for name in self.order:
+            value = merged[name]
+            convert = binds.get(name)
+            out.append(value if convert is None or value is None else convert(value))
+        return out
+
+
+@functools.lru_cache(maxsize=256)
+def plan(statement: ClauseElement, dialect: Dialect) -> Plan:
+    """Compile a prebuilt statement once for ``dialect``'s driver."""
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+    result_columns = compiled._result_columns  # (key, name, objects, type) per column
+    fields = tuple(column[0] for column in result_columns)
+    literals = {k: v for k, v in compiled.params.items() if v is not None}
+    binds: dict[str, Convert] = {}
+    columns: tuple[tuple[int, Convert], ...] = ()
+    if dialect.name == "sqlite":
+        # Expanding binds have tuples of processors; those statements are not planned.
+        binds = {
+            name: fn
+            for name, fn in compiled._bind_processors.items()
+            if isinstance(name, str) and callable(fn)
+        }
+        columns = tuple(
+            (i, convert)
+            for i, column in enumerate(result_columns)
+            if (convert := _sqlite_result(column[3], dialect)) is not None
+        )
+    return Plan(
+        compiled.string,
+        tuple(compiled.positiontup or ()),
+        literals,
+        _row_class(fields),
+        binds,
+        columns,
+    )
+
+
+def _sqlite_uuid(value: str | None) -> uuid.UUID | None:
+    return None if value is None else uuid.UUID(hex=value)
+
+
+def _sqlite_datetime(value: str | None) -> datetime | None:
+    """SQLite keeps timestamps as ISO text; SQLAlchemy parses it with a regex."""
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _sqlite_bool(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _sqlite_result(type_: Any, dialect: Dialect) -> Convert | None:
+    """What SQLAlchemy does to a stored value of ``type_``: directly for the kinds whose
+    processors are slow or missing, the type's own processor otherwise."""
+    if isinstance(type_, TypeDecorator):
+        inner = _sqlite_result(type_.impl_instance, dialect)
+        hook = type_.process_result_value
+        if inner is None:
+            return lambda value: hook(value, dialect)
+        return lambda value: hook(inner(value), dialect)
+    if isinstance(type_, DateTime):
+        return _sqlite_datetime
+    if isinstance(type_, Uuid) and type_.as_uuid:
+        return _sqlite_uuid
+    if isinstance(type_, Boolean):
+        return _sqlite_bool
+    processor: Convert | None = type_._cached_result_processor(dialect, None)
+    return processor
+
+
+def sqlite_rows(plan_: Plan, rows: Sequence[Sequence[Any]]) -> list[RecordRow]:
+    row_class = plan_.row_class
+    columns = plan_.columns
+    if not columns:
+        return [row_class(row) for row in rows]
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, convert in columns:
+            values[i] = convert(values[i])
+        out.append(row_class(values))
+    return out
+
+
+def sqlite_execute(
+    connection: sqlite3.Connection, plan_: Plan, params: dict[str, Any]
+) -> list[RecordRow]:
+    """Run a plan on an autocommit ``sqlite3`` connection (a write commits at once)."""
+    cursor = connection.execute(plan_.sql, plan_.values(params))
+    try:
+        return sqlite_rows(plan_, cursor.fetchall())
+    finally:
+        cursor.close()
