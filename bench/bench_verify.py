@@ -187,7 +187,10 @@ async def stored_verifier(
     runtime: Runtime = await build_runtime(settings)
     token, _ws, _user = await make_tenant(settings, "bench")
     async with runtime.sessions() as session:
-        principal = await workspaces.resolve_principal(session, token=token, workspace_header=None)
+        async with runtime.reader() as reader:
+            principal = await workspaces.resolve_principal(
+                reader, token=token, workspace_header=None
+            )
         conn = await connections.create(
             session,
             principal,

@@ -60,14 +60,14 @@ async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
         raise Unauthorized("Authentication required: send Authorization: Bearer <token>")
     header = request.headers.get("x-workspace-id")
     key = (hash_token(token), header)
-    principal = runtime.principals.get(key)
-    if principal is None:
-        # Its own short session: endpoints that talk to customer systems must not hold a
-        # store connection (the embedded SQLite store has exactly one).
-        async with runtime.sessions() as session:
-            principal = await resolve_principal(session, token=token, workspace_header=header)
-        runtime.principals.put(key, principal)
-    return principal
+
+    async def resolve() -> Principal:
+        # Its own short read: endpoints that talk to customer systems must not hold a store
+        # connection.
+        async with runtime.reader() as reader:
+            return await resolve_principal(reader, token=token, workspace_header=header)
+
+    return await runtime.principals.get_or_load(key, resolve)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

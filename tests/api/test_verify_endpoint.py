@@ -148,8 +148,8 @@ async def test_egress_policy_blocks_metadata_address(client, admin) -> None:
 async def _principal(runtime, caller):  # type: ignore[no-untyped-def]
     from connhub.workspaces.service import resolve_principal
 
-    async with runtime.sessions() as session:
-        return await resolve_principal(session, token=caller.token, workspace_header=None)
+    async with runtime.reader() as reader:
+        return await resolve_principal(reader, token=caller.token, workspace_header=None)
 
 
 async def test_outcome_is_not_recorded_on_a_connection_disabled_meanwhile(

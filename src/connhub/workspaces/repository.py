@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connhub.kit.db import Reader
 from connhub.models import ApiToken, Membership, User, Workspace
 
 
@@ -35,18 +36,32 @@ async def membership(
     return await session.get(Membership, (workspace_id, user_id))
 
 
-async def token_memberships(session: AsyncSession, token_hash: str) -> Sequence[Any]:
-    """Every (token, user, membership) row for a live token: one round trip per request."""
-    stmt = (
-        select(
-            ApiToken.workspace_id.label("token_workspace"),
-            User.id.label("user_id"),
-            User.email,
-            Membership.workspace_id,
-            Membership.role,
-        )
-        .join(User, User.id == ApiToken.user_id)
-        .join(Membership, Membership.user_id == User.id, isouter=True)
-        .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
+_TOKEN_MEMBERSHIPS = (
+    select(
+        ApiToken.workspace_id.label("token_workspace"),
+        User.id.label("user_id"),
+        User.email,
+        Membership.workspace_id,
+        Membership.role,
     )
-    return (await session.execute(stmt)).all()
+    .join(User, User.id == ApiToken.user_id)
+    .join(Membership, Membership.user_id == User.id, isouter=True)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash", type_=String()),
+        ApiToken.revoked_at.is_(None),
+    )
+)
+_WORKSPACE_ID_BY_SLUG = select(Workspace.id).where(
+    Workspace.slug == bindparam("slug", type_=String())
+)
+
+
+async def token_memberships(reader: Reader, token_hash: str) -> Sequence[Any]:
+    """Every (token, user, membership) row for a live token: one prebuilt statement, run
+    whenever a token's cached principal expires."""
+    return await reader.fetch(_TOKEN_MEMBERSHIPS, {"token_hash": token_hash})
+
+
+async def workspace_id_by_slug(reader: Reader, slug: str) -> uuid.UUID | None:
+    rows = await reader.fetch(_WORKSPACE_ID_BY_SLUG, {"slug": slug})
+    return rows[0].id if rows else None

@@ -10,6 +10,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connhub.errors import BadRequest, Conflict, NotFound, Unauthorized
+from connhub.kit.db import Reader
 from connhub.kit.slugs import SLUG_PATTERN, slugify
 from connhub.models import ApiToken, Membership, User, Workspace
 from connhub.workspaces import repository as repo
@@ -91,10 +92,10 @@ async def create_token(
 
 
 async def resolve_principal(
-    session: AsyncSession, *, token: str, workspace_header: str | None
+    reader: Reader, *, token: str, workspace_header: str | None
 ) -> Principal:
     """Token → user → workspace (header, else the only membership, else the token's own)."""
-    rows = await repo.token_memberships(session, hash_token(token))
+    rows = await repo.token_memberships(reader, hash_token(token))
     if not rows:
         raise Unauthorized("Invalid or revoked token")
     memberships = {row.workspace_id: row for row in rows if row.workspace_id is not None}
@@ -103,10 +104,10 @@ async def resolve_principal(
         try:
             wanted = uuid.UUID(workspace_header)
         except ValueError:
-            workspace = await repo.workspace_by_id_or_slug(session, workspace_header)
-            if workspace is None:
+            found = await repo.workspace_id_by_slug(reader, workspace_header)
+            if found is None:
                 raise NotFound("Workspace not found") from None
-            wanted = workspace.id
+            wanted = found
         row = memberships.get(wanted)
         if row is None:
             raise NotFound("Workspace not found")

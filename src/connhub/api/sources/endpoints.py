@@ -59,14 +59,14 @@ def _uuid_or_none(text: str) -> uuid.UUID | None:
         return None
 
 
-async def workspace_member(request: Request, workspace_id: str, session: SessionDep) -> Principal:
+async def workspace_member(request: Request, workspace_id: str, runtime: RuntimeDep) -> Principal:
     """The caller as a member of the path's workspace (401, 400, 403 otherwise)."""
     token = bearer_token(request)
     if not token:
         raise Unauthorized("Authentication required: send Authorization: Bearer <token>")
-    rows = await workspaces_repo.token_memberships(session, hash_token(token))
-    # Give the store connection back: the test routes talk to customer systems for seconds.
-    await session.close()
+    # A short read: the test routes talk to customer systems for seconds.
+    async with runtime.reader() as reader:
+        rows = await workspaces_repo.token_memberships(reader, hash_token(token))
     if not rows:
         raise Unauthorized("Invalid or revoked token")
     header = request.headers.get("x-workspace-id")

@@ -52,17 +52,15 @@ async def org_principal(request: Request, organisation_pk: str, runtime: Runtime
     # The same short-lived cache as ``deps.get_principal``: the path's organisation resolves
     # exactly like an ``X-Workspace-ID`` header with that value.
     key = (hash_token(token), organisation_pk)
-    principal = runtime.principals.get(key)
-    if principal is None:
-        async with runtime.sessions() as session:  # closed before the endpoint runs
-            try:
-                principal = await resolve_principal(
-                    session, token=token, workspace_header=organisation_pk
-                )
-            except Unauthorized:
-                raise Unauthorized(render.INVALID_TOKEN) from None
-        runtime.principals.put(key, principal)
-    return principal
+
+    async def resolve() -> Principal:
+        async with runtime.reader() as reader:  # closed before the endpoint runs
+            return await resolve_principal(reader, token=token, workspace_header=organisation_pk)
+
+    try:
+        return await runtime.principals.get_or_load(key, resolve)
+    except Unauthorized:
+        raise Unauthorized(render.INVALID_TOKEN) from None
 
 
 MemberDep = Annotated[Principal, Depends(org_principal)]
