@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from connhub.connections import repository as repo
-from connhub.kit.db import Reader
+from connhub.connections.schemas import ListQuery
+from connhub.kit.db import Reader, SqliteStatements
 from connhub.runtime import Runtime
 from connhub.workspaces.principal import Principal, Role
 
@@ -151,3 +152,33 @@ async def test_pool_sessions_skip_the_wal_flush_wait_and_hold_no_transaction(
         driver = await reader.driver()
         assert await driver.fetchval("SHOW synchronous_commit") == "off"
         assert not driver.is_in_transaction()
+
+
+@pytest.mark.skipif(STORE == "postgres", reason="the embedded store's own statements")
+async def test_a_statement_past_the_loop_budget_runs_again_in_a_worker_thread(
+    client: httpx.AsyncClient, runtime: Runtime, admin: Any
+) -> None:
+    """A count or a search over a big workspace must not hold the event loop: past its
+    budget of SQLite VM steps the statement is interrupted and rerun off the loop."""
+    await _create(client, admin)
+    principal = _principal(admin)
+    query = ListQuery(q="ware")
+    path = runtime.reads.url.database
+    assert path is not None
+    small = SqliteStatements(path)
+    tiny = SqliteStatements(path, loop_ops=5)
+    try:
+        on_loop = await repo.page(
+            Reader(runtime.reads, None, small), principal, query, None, with_total=True
+        )
+        threaded = await repo.page(
+            Reader(runtime.reads, None, tiny), principal, query, None, with_total=True
+        )
+        assert len(small._opened) == 1  # the loop's own connection only
+        assert len(tiny._opened) == 2  # and one a worker thread opened
+        assert [tuple(row) for row in threaded] == [tuple(row) for row in on_loop]
+        assert [row.name for row in threaded] == ["Warehouse"]
+        assert threaded[0].total_count == 1
+    finally:
+        small.close()
+        tiny.close()

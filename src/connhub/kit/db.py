@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
 
 from connhub.errors import Conflict
 from connhub.kit import prebuilt
+from connhub.kit.threads import run_blocking
 
 
 def is_sqlite(url: str) -> bool:
@@ -117,21 +119,32 @@ async def open_statement_pool(engine: AsyncEngine, *, size: int) -> Any | None:
 
 
 class SqliteStatements:
-    """The embedded store's prebuilt statements, on a ``sqlite3`` connection of its own run
-    on the event loop itself.
+    """The embedded store's prebuilt statements on ``sqlite3`` connections of their own: on
+    the event loop itself while a statement stays small, in a worker thread once it is not.
 
     Why: through aiosqlite, every statement makes several hops to its thread and back, which
     on the list and get endpoints cost several times the statement (a primary-key read or a
-    50-row page is tens to hundreds of microseconds in SQLite). A second connection is safe
-    beside the engine's: the store is in WAL mode, where readers never wait for the writer.
-    It never waits either (``busy_timeout=0``): when the engine's connection holds the write
-    lock, a write here fails at once and the caller falls back to the engine (``None``).
-    File stores only (an in-memory database is private to one connection).
+    50-row page is tens to hundreds of microseconds in SQLite); under load each hop also
+    waits for the busy loop to hand over the GIL. A statement that runs past ``loop_ops``
+    SQLite VM steps (about a millisecond: a count or a search over a big workspace) is
+    interrupted and runs again in a worker thread (``kit.threads``), where SQLite releases
+    the GIL and the loop goes on; reads are idempotent, and an interrupted statement leaves
+    nothing behind.
+
+    Extra connections are safe beside the engine's: the store is in WAL mode, where readers
+    never wait for the writer. The loop's connection never waits either (``timeout=0``):
+    when the engine's connection holds the write lock, a write fails at once and the caller
+    falls back to the engine (``None``). File stores only (an in-memory database is private
+    to one connection).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, loop_ops: int = 50_000) -> None:
         self._path = path
+        self._loop_ops = loop_ops
         self._connection: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
 
     @classmethod
     def for_engine(cls, engine: AsyncEngine) -> SqliteStatements | None:
@@ -142,31 +155,60 @@ class SqliteStatements:
             return None
         return cls(url.database)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _open(self, *, timeout: float) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path, isolation_level=None, check_same_thread=False, timeout=timeout
+        )
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        # Pages read through a memory map (no read() call per page) and a larger page
+        # cache: paging through 100,000 rows touches pages all over the file.
+        connection.execute("PRAGMA mmap_size=268435456")
+        connection.execute("PRAGMA cache_size=-32768")
+        with self._lock:
+            self._opened.append(connection)
+        return connection
+
+    def _loop_connection(self) -> sqlite3.Connection:
         connection = self._connection
         if connection is None:
-            connection = sqlite3.connect(
-                self._path, isolation_level=None, check_same_thread=False, timeout=0
-            )
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA foreign_keys=ON")
+            connection = self._open(timeout=0)
+            # Returning non-zero interrupts the statement: called once it has run loop_ops.
+            connection.set_progress_handler(_stop, self._loop_ops)
             self._connection = connection
         return connection
 
-    def run(self, statement: Any, dialect: Dialect, params: dict[str, Any]) -> list[Any] | None:
+    def _in_thread(self, plan: prebuilt.Plan, params: dict[str, Any]) -> list[Any]:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._open(timeout=10)
+        return prebuilt.sqlite_execute(connection, plan, params)
+
+    async def run(
+        self, statement: Any, dialect: Dialect, params: dict[str, Any]
+    ) -> list[Any] | None:
         """The statement's rows (a write commits at once), or None if the store was busy."""
+        plan = prebuilt.plan(statement, dialect)
         try:
-            plan = prebuilt.plan(statement, dialect)
-            return prebuilt.sqlite_execute(self._connect(), plan, params)
+            return prebuilt.sqlite_execute(self._loop_connection(), plan, params)
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            code = exc.sqlite_errorcode & 0xFF
+            if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return None
-            raise
+            if code != sqlite3.SQLITE_INTERRUPT:
+                raise
+        return await run_blocking(self._in_thread, plan, params)
 
     def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
+        self._connection = None
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
             connection.close()
+
+
+def _stop() -> int:
+    return 1
 
 
 class Reader:
@@ -223,7 +265,7 @@ class Reader:
             records = await (await self.driver()).fetch(plan.sql, *plan.values(params))
             return [plan.row_class(record) for record in records]
         if self._sqlite is not None:
-            rows = self._sqlite.run(statement, dialect, params)
+            rows = await self._sqlite.run(statement, dialect, params)
             if rows is not None:
                 return rows
         connection = await self.connection()
