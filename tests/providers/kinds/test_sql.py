@@ -31,7 +31,8 @@ from connhub.providers.kinds.sql import (
     sql_steps,
 )
 from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget
-from connhub.verification.result import StepStatus
+from connhub.verification.codes import ErrorCode
+from connhub.verification.result import StepFailed, StepStatus
 from connhub.verification.runner import run_steps
 
 LOOPBACK = EgressPolicy(["127.0.0.1"])
@@ -55,6 +56,7 @@ class FakeAdapter:
         self.connect_delay = 0.0
         self.connect_error: BaseException | None = None
         self.check_delay = 0.0
+        self.check_error: BaseException | None = None
         self.requests: list[ConnectRequest] = []
         self.conns: list[FakeConn] = []
 
@@ -75,6 +77,8 @@ class FakeAdapter:
 
     def permission_checks(self, conn: Any, config: Mapping[str, Any]) -> str:
         time.sleep(self.check_delay)
+        if self.check_error is not None:
+            raise self.check_error
         return "fine"
 
     def classify(self, exc: BaseException) -> str:
@@ -145,6 +149,17 @@ async def test_three_steps_pass_and_the_session_is_closed(fake: FakeAdapter, lis
     assert request.target == ConnectTarget("127.0.0.1", listener)
     assert 0 < request.timeout_s <= 2
     assert fake.conns[0].closed.is_set()
+
+
+async def test_a_failed_permission_check_still_closes_the_session(
+    fake: FakeAdapter, listener: int
+) -> None:
+    fake.check_error = StepFailed(ErrorCode.PERMISSION_DENIED, "no USAGE on schema s")
+    steps = sql_steps("fakesql", config(listener), {}, egress=LOOPBACK)
+    outcome = await run_steps(steps, budget_s=2)
+    assert outcome.code == "permission_denied"
+    assert [s.status for s in outcome.steps][1:] == [StepStatus.PASSED, StepStatus.FAILED]
+    assert fake.conns[0].closed.wait(2)
 
 
 async def test_dangerous_option_fails_connectivity(fake: FakeAdapter, listener: int) -> None:
