@@ -54,20 +54,24 @@ def bearer_token(request: Request) -> str | None:
     return request.cookies.get("vai_token") or None
 
 
-async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
-    token = bearer_token(request)
-    if not token:
-        raise Unauthorized("Authentication required: send Authorization: Bearer <token>")
-    header = request.headers.get("x-workspace-id")
-    key = (hash_token(token), header)
+async def cached_principal(runtime: Runtime, token: str, workspace_ref: str | None) -> Principal:
+    """The token's principal in ``workspace_ref`` (id or slug; None: the token's own), from
+    the short-lived in-process cache, whose concurrent misses share one lookup."""
 
     async def resolve() -> Principal:
         # Its own short read: endpoints that talk to customer systems must not hold a store
         # connection.
         async with runtime.reader() as reader:
-            return await resolve_principal(reader, token=token, workspace_header=header)
+            return await resolve_principal(reader, token=token, workspace_header=workspace_ref)
 
-    return await runtime.principals.get_or_load(key, resolve)
+    return await runtime.principals.get_or_load((hash_token(token), workspace_ref), resolve)
+
+
+async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
+    token = bearer_token(request)
+    if not token:
+        raise Unauthorized("Authentication required: send Authorization: Bearer <token>")
+    return await cached_principal(runtime, token, request.headers.get("x-workspace-id"))
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -28,13 +28,12 @@ from connhub.api.warehouse.schemas import (
     result_to_wire,
     to_wire,
 )
-from connhub.deps import RuntimeDep, SessionDep, bearer_token
+from connhub.deps import RuntimeDep, SessionDep, bearer_token, cached_principal
 from connhub.errors import Forbidden, Unauthorized
 from connhub.kit.db import commit
 from connhub.kit.responses import JSONResponse
 from connhub.warehouse import service
 from connhub.workspaces.principal import Principal, Role
-from connhub.workspaces.service import hash_token, resolve_principal
 
 BASE = "/api/v1/organisations/{organisation_pk}/integrations/warehouse-connections"
 
@@ -49,16 +48,9 @@ async def org_principal(request: Request, organisation_pk: str, runtime: Runtime
         token = None
     if not token:
         raise Unauthorized(render.NOT_AUTHENTICATED)
-    # The same short-lived cache as ``deps.get_principal``: the path's organisation resolves
-    # exactly like an ``X-Workspace-ID`` header with that value.
-    key = (hash_token(token), organisation_pk)
-
-    async def resolve() -> Principal:
-        async with runtime.reader() as reader:  # closed before the endpoint runs
-            return await resolve_principal(reader, token=token, workspace_header=organisation_pk)
-
+    # The path's organisation resolves exactly like an ``X-Workspace-ID`` header.
     try:
-        return await runtime.principals.get_or_load(key, resolve)
+        return await cached_principal(runtime, token, organisation_pk)
     except Unauthorized:
         raise Unauthorized(render.INVALID_TOKEN) from None
 
