@@ -23,10 +23,9 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Boolean, DateTime, TypeDecorator, Uuid
+from sqlalchemy import Uuid
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -117,33 +116,15 @@ def _sqlite_uuid(value: str | None) -> uuid.UUID | None:
     return made
 
 
-def _sqlite_datetime(value: str | None) -> datetime | None:
-    """SQLite keeps timestamps as ISO text; SQLAlchemy parses it with a regex."""
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def _sqlite_bool(value: int | None) -> bool | None:
-    return None if value is None else bool(value)
-
-
 def _sqlite_result(type_: Any, dialect: Dialect) -> Convert | None:
-    """What SQLAlchemy does to a stored value of ``type_``: directly for the kinds whose
-    processors are slow or missing, the type's own processor otherwise."""
+    """What SQLAlchemy does to a stored value of ``type_``: directly where its own processor
+    is slow (UUIDs; a type with ``from_sqlite_text``, such as ``UTCDateTime``), its
+    processor otherwise."""
     direct: Convert | None = getattr(type_, "from_sqlite_text", None)
-    if direct is not None:  # a type that knows how its values are stored (UTCDateTime)
+    if direct is not None:
         return direct
-    if isinstance(type_, TypeDecorator):
-        inner = _sqlite_result(type_.impl_instance, dialect)
-        hook = type_.process_result_value
-        if inner is None:
-            return lambda value: hook(value, dialect)
-        return lambda value: hook(inner(value), dialect)
-    if isinstance(type_, DateTime):
-        return _sqlite_datetime
     if isinstance(type_, Uuid) and type_.as_uuid:
         return _sqlite_uuid
-    if isinstance(type_, Boolean):
-        return _sqlite_bool
     processor: Convert | None = type_._cached_result_processor(dialect, None)
     return processor
 
@@ -155,11 +136,6 @@ def sqlite_rows(plan_: Plan, rows: Sequence[Sequence[Any]]) -> list[RecordRow]:
     columns = plan_.columns
     if not columns:
         return [row_class(row) for row in rows]
-    if len(rows) == 1:
-        values = list(rows[0])
-        for i, convert in columns:
-            values[i] = convert(values[i])
-        return [row_class(values)]
     seen: dict[int, dict[Any, Any]] = {i: {} for i, _ in columns}
     out = []
     for row in rows:
