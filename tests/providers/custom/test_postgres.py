@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +13,9 @@ import pytest
 from psycopg import sql as pgsql
 
 from connhub.errors import BadRequest
+from connhub.kit import threads
 from connhub.kit.egress import EgressPolicy
+from connhub.kit.threads import run_blocking
 from connhub.providers.custom.postgres import ADAPTER, NO_PASSFILE
 from connhub.providers.kinds.sql import sql_steps
 from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget
@@ -31,6 +35,16 @@ async def check(
     return await run_steps(steps, budget_s=5, secrets=[password])
 
 
+@pytest.fixture(params=["loop", "thread"])
+def login_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a verification logs in: on the event loop (the default for every ``sslMode``
+    but ``verify-full``) and through a worker thread (``verify-full``, and other adapters)."""
+    if request.param == "thread":
+        monkeypatch.setattr(ADAPTER, "login_on_loop", lambda config: False)
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("login_path")
 async def test_good_credentials_pass_all_three_steps() -> None:
     outcome = await check(BASE)
     assert outcome.success, outcome
@@ -92,6 +106,7 @@ def role_without_schema_usage() -> Iterator[tuple[str, str]]:
             admin.execute(pgsql.SQL("DROP ROLE IF EXISTS {}").format(pgsql.Identifier(role)))
 
 
+@pytest.mark.usefixtures("login_path")
 async def test_role_without_usage_on_the_schema_is_permission_denied(
     role_without_schema_usage: tuple[str, str],
 ) -> None:
@@ -111,6 +126,7 @@ async def test_unknown_schema_is_invalid_config() -> None:
     assert outcome.code == "invalid_config"
 
 
+@pytest.mark.usefixtures("login_path")
 async def test_wrong_password_is_invalid_credentials(scram_postgres: ScramPostgres) -> None:
     cfg = {
         "host": scram_postgres.host,
@@ -127,6 +143,7 @@ async def test_wrong_password_is_invalid_credentials(scram_postgres: ScramPostgr
     assert good.success, good
 
 
+@pytest.mark.usefixtures("login_path")
 async def test_scram_role_without_schema_usage(scram_postgres: ScramPostgres) -> None:
     cfg = {
         "host": scram_postgres.host,
@@ -137,6 +154,50 @@ async def test_scram_role_without_schema_usage(scram_postgres: ScramPostgres) ->
     }
     outcome = await check(cfg, password=scram_postgres.users["bob"])
     assert outcome.code == "permission_denied"
+
+
+async def test_the_login_on_the_loop_needs_no_worker_thread() -> None:
+    """With the only worker thread busy, a thread login would wait out the budget."""
+    threads.configure(1)
+    release = threading.Event()
+    busy = asyncio.ensure_future(run_blocking(release.wait, 10))
+    try:
+        steps = sql_steps("postgres", BASE, {"password": TRUST}, egress=LOOPBACK)
+        outcome = await run_steps(steps, budget_s=2, secrets=[TRUST])
+        assert outcome.success, outcome
+        assert not busy.done()
+    finally:
+        release.set()
+        await busy
+        threads.configure(threads.DEFAULT_LIMIT)
+
+
+async def test_a_login_cut_off_by_the_budget_leaves_no_socket_open() -> None:
+    """A server that accepts and never answers: at the budget every socket we opened closes."""
+    closed: list[asyncio.Event] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        gone = asyncio.Event()
+        closed.append(gone)
+        while await reader.read(4096):
+            pass  # the startup packet arrives; we never reply
+        gone.set()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        cfg = {**BASE, "port": port, "sslMode": "disable"}
+        steps = sql_steps("postgres", cfg, {"password": TRUST}, egress=LOOPBACK)
+        outcome = await run_steps(steps, budget_s=0.6, secrets=[TRUST])
+        assert outcome.code == "timeout", outcome
+        assert closed  # the login reached the server
+        async with asyncio.timeout(2):
+            for gone in closed:
+                await gone.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.mark.parametrize(

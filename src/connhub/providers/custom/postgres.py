@@ -18,6 +18,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 from connhub.providers.kinds.sql import (
@@ -102,6 +103,25 @@ _FATAL = re.compile(r"(?:FATAL|ERROR):\s+(.+)")
 _PREFIX = re.compile(r"^(?:connection failed: )?(?:connection to server at [^:]+ failed: )?")
 
 
+def _check_statement(schema: str | None) -> tuple[str, tuple[str, ...] | None]:
+    """One round trip: ``SELECT 1``, and ``USAGE`` on the schema when one is configured."""
+    if schema is None:
+        return "SELECT 1", None
+    return "SELECT 1, has_schema_privilege(%s, 'USAGE')", (schema,)
+
+
+def _checked(conn: Any, schema: str | None, row: tuple[Any, ...] | None) -> str:
+    """The permissions step's message from the check's row, or ``permission_denied``."""
+    if schema is None:
+        return "Required permissions confirmed (SELECT 1)"
+    if row is None or not row[1]:
+        raise StepFailed(
+            ErrorCode.PERMISSION_DENIED,
+            f"Permission denied: role {conn.info.user} has no USAGE privilege on schema {schema}",
+        )
+    return f"Required permissions confirmed (SELECT 1; USAGE on schema {schema})"
+
+
 class PostgresAdapter:
     name = "postgres"
     display_name = "PostgreSQL"
@@ -172,19 +192,34 @@ class PostgresAdapter:
         """
         schema = optional_text(config, "schema")
         with conn.cursor() as cur:
-            if schema is None:
-                cur.execute("SELECT 1")
-                cur.fetchone()
-                return "Required permissions confirmed (SELECT 1)"
-            cur.execute("SELECT 1, has_schema_privilege(%s, 'USAGE')", (schema,))
-            _one, allowed = cur.fetchone()
-        if not allowed:
-            user = conn.info.user
-            raise StepFailed(
-                ErrorCode.PERMISSION_DENIED,
-                f"Permission denied: role {user} has no USAGE privilege on schema {schema}",
-            )
-        return f"Required permissions confirmed (SELECT 1; USAGE on schema {schema})"
+            cur.execute(*_check_statement(schema))
+            return _checked(conn, schema, cur.fetchone())
+
+    # --- the login on the event loop (LoopLogin) ------------------------------------------
+
+    def login_on_loop(self, config: Mapping[str, Any]) -> bool:
+        """Every mode but ``verify-full``, whose ``sslrootcert=system`` reads the OS trust store."""
+        return config.get("sslMode") != "verify-full"
+
+    async def connect_async(self, request: ConnectRequest) -> Any:
+        import psycopg
+
+        try:
+            return await psycopg.AsyncConnection.connect(autocommit=True, **self._params(request))
+        except BaseException as exc:
+            # Its traceback holds psycopg's connect frame and with it a half-open login (and its
+            # socket) for as long as anyone keeps the exception; without it they go at once.
+            raise exc.with_traceback(None) from None
+
+    async def permission_checks_async(self, conn: Any, config: Mapping[str, Any]) -> str:
+        schema = optional_text(config, "schema")
+        async with conn.cursor() as cur:
+            await cur.execute(*_check_statement(schema))
+            return _checked(conn, schema, await cur.fetchone())
+
+    async def close_async(self, conn: Any) -> None:
+        with suppress(Exception):
+            await conn.close()
 
     def identity(self, conn: Any, config: Mapping[str, Any]) -> dict[str, Any]:
         """From what the login already told us: no extra round trip."""

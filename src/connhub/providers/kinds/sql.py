@@ -38,7 +38,12 @@ from connhub.errors import BadRequest, ConnhubError, UpstreamError
 from connhub.kit.egress import EgressBlocked, EgressPolicy
 from connhub.kit.redact import redact, redact_exception, secret_values
 from connhub.kit.threads import run_blocking
-from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget, SqlAdapter
+from connhub.providers.kinds.sql_driver import (
+    ConnectRequest,
+    ConnectTarget,
+    LoopLogin,
+    SqlAdapter,
+)
 from connhub.verification.codes import ErrorCode
 from connhub.verification.result import StepFailed
 from connhub.verification.runner import Step, StepContext
@@ -310,6 +315,7 @@ class _SqlRun:
         login fails or is slow does a TCP probe run, to tell the network from the login.
         """
         ctx.defer(self.holder.abandon)
+        ctx.defer(self._cancel_login)  # a login still running when the run ends
         try:
             self.adapter.validate_options(self.config)
             target = self.adapter.target(self.config)
@@ -376,14 +382,11 @@ class _SqlRun:
         ``self._connected`` resolves the moment the session is open, so authentication
         reports then; the checks' outcome is this task's result, for the permissions step.
         One thread hand-off instead of two: each costs more than the ``SELECT 1`` itself.
+        An adapter with a non-blocking login (``LoopLogin``) needs no thread at all.
         """
         loop = asyncio.get_running_loop()
         connected = self._connected or loop.create_future()
         self._connected = connected
-
-        def signal() -> None:  # worker thread
-            loop.call_soon_threadsafe(_set_done, connected)
-
         request = ConnectRequest(
             config=self.config,
             credentials=self.credentials,
@@ -391,9 +394,62 @@ class _SqlRun:
             address=self.address,
             timeout_s=ctx.remaining(),
         )
+        on_loop = self._loop_login()
+        if on_loop is not None:
+            return await self._login_on_loop(on_loop, request, connected, ctx)
+
+        def signal() -> None:  # worker thread
+            loop.call_soon_threadsafe(_set_done, connected)
+
         return await self._blocking(
             f"logging in to {self.display}", self._open_and_check, request, signal, ctx=ctx
         )
+
+    def _loop_login(self) -> LoopLogin | None:
+        """The adapter's event-loop login, when it has one and this config allows it."""
+        allowed = getattr(self.adapter, "login_on_loop", None)
+        if allowed is None or not allowed(self.config):
+            return None
+        return cast(LoopLogin, self.adapter)
+
+    async def _login_on_loop(
+        self,
+        login: LoopLogin,
+        request: ConnectRequest,
+        connected: asyncio.Future[None],
+        ctx: StepContext,
+    ) -> _Checked:
+        """The thread path's contract, on the loop: a login failure raises, a check's is kept.
+
+        Both halves stop at the budget. Cancelled (the run ended or the client left), a
+        half-open login is dropped by the driver and an open session is closed here.
+        """
+        doing = f"logging in to {self.display}"
+        try:
+            async with asyncio.timeout(ctx.remaining()):
+                conn = await login.connect_async(request)
+        except ConnhubError as exc:
+            raise _config_failure(exc) from None
+        except TimeoutError:
+            raise StepFailed(
+                ErrorCode.TIMEOUT, f"Timed out {doing}: the verification budget ran out"
+            ) from None
+        except Exception as exc:
+            raise _driver_failure(self.adapter, exc) from None
+        _set_done(connected)
+        try:
+            async with asyncio.timeout(ctx.remaining()):
+                message = await login.permission_checks_async(conn, self.config)
+            return _Checked(result=(message, self._identity(conn)))
+        except TimeoutError:
+            failure = StepFailed(
+                ErrorCode.TIMEOUT, "Timed out checking permissions: the verification budget ran out"
+            )
+            return _Checked(error=failure)
+        except Exception as exc:  # reported by the permissions step
+            return _Checked(error=exc)
+        finally:
+            await login.close_async(conn)
 
     def _open_and_check(self, request: ConnectRequest, signal: Callable[[], None]) -> _Checked:
         """Worker thread: a login failure raises; a check failure is returned, not raised."""
@@ -449,17 +505,20 @@ class _SqlRun:
         if conn is None:
             raise StepFailed(ErrorCode.PROVIDER_ERROR, "No session to check permissions with")
         try:
-            message = self.adapter.permission_checks(conn, self.config)
-            identity: dict[str, Any] = {}
-            describe = getattr(self.adapter, "identity", None)
-            if describe is not None:
-                try:
-                    identity = dict(describe(conn, self.config))
-                except Exception:
-                    log.debug("%s identity lookup failed", self.adapter.name, exc_info=True)
-            return message, identity
+            return self.adapter.permission_checks(conn, self.config), self._identity(conn)
         finally:
             _close_quietly(conn)
+
+    def _identity(self, conn: Any) -> dict[str, Any]:
+        """Who we are connected as, if the adapter can tell; never fails a check."""
+        describe = getattr(self.adapter, "identity", None)
+        if describe is None:
+            return {}
+        try:
+            return dict(describe(conn, self.config))
+        except Exception:
+            log.debug("%s identity lookup failed", self.adapter.name, exc_info=True)
+            return {}
 
     async def permissions(self, ctx: StepContext) -> str:
         login, self._login = self._login, None

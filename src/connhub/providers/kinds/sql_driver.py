@@ -6,6 +6,9 @@ module-level ``ADAPTER`` that satisfies :class:`SqlAdapter`. The SQL kind
 only knows how to open a DB-API connection, which statements prove permissions, and how to
 map the driver's exceptions to our error codes. Adapters are blocking: the kind calls them in
 worker threads.
+
+An adapter whose driver can log in without blocking may also satisfy :class:`LoopLogin`; the
+verification then logs in and checks on the event loop, with no thread hand-off (see there).
 """
 
 from __future__ import annotations
@@ -78,3 +81,27 @@ class SqlAdapter(Protocol):
 
     def classify(self, exc: BaseException) -> str:
         """Map a driver exception to a verification error code (see verification/codes)."""
+
+
+class LoopLogin(Protocol):
+    """Optional: a verification login that runs on the event loop instead of a worker thread.
+
+    Each hand-off to a worker thread and back costs more than the ``SELECT 1`` it carries
+    (about 0.3 ms each way on a lightly loaded VM, a tenth of a loopback login). A driver with
+    a non-blocking login (psycopg's ``AsyncConnection``, on libpq's own non-blocking connect)
+    needs neither. Its CPU work (TLS, SCRAM) runs on the loop, as asyncpg's does for our own
+    store. ``login_on_loop`` says when that holds: a setting that makes the driver read files
+    or do other blocking work at login (e.g. a system trust store) keeps the thread path.
+    """
+
+    def login_on_loop(self, config: Mapping[str, Any]) -> bool:
+        """Whether a login with this config never blocks the event loop."""
+
+    async def connect_async(self, request: ConnectRequest) -> Any:
+        """Open a session without blocking (honours ``request.timeout_s``)."""
+
+    async def permission_checks_async(self, conn: Any, config: Mapping[str, Any]) -> str:
+        """The same checks as ``permission_checks``, on a session from ``connect_async``."""
+
+    async def close_async(self, conn: Any) -> None:
+        """Close a session from ``connect_async``; never raises."""
