@@ -2,9 +2,10 @@
 
 Seeds 1,000 connections, serves the real app with one uvicorn worker, and drives it with wrk
 (16 connections, one load thread) for: a bare FastAPI hello endpoint, the list endpoint (limit 50)
-and get-by-id. Then seeds 100,000 connections in a second workspace and compares cursor-mode
-paging p99 there with the 1,000 case. Prints req/s, p99 and the ratios against the targets;
-hello, list and get are measured in interleaved rounds (medians reported, every round shown).
+and get-by-id. Then seeds 100,000 connections in a second store served the same way and
+compares cursor-mode paging p99 there with the 1,000 case. Prints req/s, p99 and the ratios
+against the targets; each comparison is measured in interleaved rounds (medians reported,
+every round shown).
 
     .venv/bin/python bench/bench_api.py [--store postgres|sqlite|both] [--seconds 10] [--rounds 3]
 
@@ -24,6 +25,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +39,8 @@ from connhub.config import Settings
 from connhub.kit import migrate
 from connhub.kit.db import sync_url
 from connhub.models import Connection
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def seed(url: str, workspace_id: uuid.UUID, user_id: uuid.UUID, n: int) -> list[uuid.UUID]:
@@ -151,93 +156,144 @@ def main() -> None:
         bench_store(store, args.seconds, args.big, args.rounds)
 
 
-def bench_store(store: str, seconds: int, big_rows: int, rounds: int) -> None:
+@contextmanager
+def store_for(store: str) -> Iterator[tuple[Path, str]]:
+    """A fresh, migrated store in a temp home: ``(home, database URL)``; dropped afterwards."""
     home = Path(tempfile.mkdtemp(prefix="connhub-bench-"))
     pg_db = None
     if store == "postgres":
         pg_db = f"connhub_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+        with psycopg.connect(ADMIN, autocommit=True) as c:
             c.execute(f'CREATE DATABASE "{pg_db}"')
         url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_db}"
     else:
         url = f"sqlite+aiosqlite:///{home / 'connhub.db'}"
-    env = {
+    migrate.upgrade(url)
+    try:
+        yield home, url
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        if pg_db:
+            with psycopg.connect(ADMIN, autocommit=True) as c:
+                c.execute(f'DROP DATABASE "{pg_db}" WITH (FORCE)')
+
+
+def server_env(home: Path, url: str) -> dict[str, str]:
+    return {
         **os.environ,
         "CONNHUB_HOME": str(home),
         "CONNHUB_DATABASE_URL": url,
         "CONNHUB_LOG_LEVEL": "WARNING",
     }
-    settings = Settings(home=home, database_url=url)
-    migrate.upgrade(url)
-    small_token, small_ws, small_user = asyncio.run(make_tenant(settings, "small"))
-    ids = seed(url, small_ws, small_user, 1000)
 
-    try:
-        with served(env) as (base, _pid):
-            s = seconds
-            print(f"store={store}  one uvicorn worker (uvloop, httptools), wrk -t1 -c16 -d{s}s")
-            endpoints = [
-                ("bare hello", "/bench/hello"),
-                ("list limit=50", "/api/v1/connections?limit=50"),
-                ("get by id", f"/api/v1/connections/{ids[500]}"),
-            ]
-            for _label, path in endpoints:
-                wrk(base + path, small_token, 2)  # warm-up
-            # This VM's speed drifts by a third from one minute to the next, so the three are
-            # measured in interleaved rounds and each figure is the median over the rounds.
-            runs: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in endpoints}
-            for round_no in range(1, rounds + 1):
-                for label, path in endpoints:
-                    runs[label].append(wrk(base + path, small_token, s))
-                print(
-                    f"  round {round_no}: "
-                    + "   ".join(
-                        f"{label} {rps:.0f} req/s p99 {p99:.1f} ms"
-                        for label, (rps, p99) in ((k, v[-1]) for k, v in runs.items())
-                    )
-                )
-            results = {
-                label: (statistics.median(r for r, _ in got), statistics.median(p for _, p in got))
-                for label, got in runs.items()
-            }
-            for label, (rps, p99) in results.items():
-                print(f"  {label:<16} {rps:9.0f} req/s   p99 {p99:7.2f} ms   (median of {rounds})")
-            hello = results["bare hello"][0]
-            list_ratio = results["list limit=50"][0] / hello
-            get_ratio = results["get by id"][0] / hello
-            list_p99 = results["list limit=50"][1]
-            print(
-                f"  list / bare  = {list_ratio:6.1%}   "
-                f"(target >= 8%: {_verdict(list_ratio >= 0.08)})"
-            )
-            print(
-                f"  get  / bare  = {get_ratio:6.1%}   (target >= 20%: {_verdict(get_ratio >= 0.2)})"
-            )
-            print(f"  list p99     = {list_p99:.2f} ms (target < 50 ms: {_verdict(list_p99 < 50)})")
 
-            tmp = Path(tempfile.mkdtemp())
+def bench_store(store: str, seconds: int, big_rows: int, rounds: int) -> None:
+    with store_for(store) as (home, url):
+        settings = Settings(home=home, database_url=url)
+        small_token, small_ws, small_user = asyncio.run(make_tenant(settings, "small"))
+        ids = seed(url, small_ws, small_user, 1000)
+        with served(server_env(home, url)) as (base, _pid):
+            endpoints_vs_bare(store, base, small_token, ids, seconds, rounds)
             small_paths = cursor_paths(base, small_token, 50, 20)
-            small = wrk(base + "/", small_token, s, lua_rotating(small_paths, tmp / "small.lua"))
-            big_token, big_ws, big_user = asyncio.run(make_tenant(settings, "big"))
-            started = time.perf_counter()
-            seed(url, big_ws, big_user, big_rows)
-            print(f"  seeded {big_rows} connections in {time.perf_counter() - started:.1f} s")
-            big_paths = cursor_paths(base, big_token, 50, 200)
-            wrk(base + "/", big_token, 2, lua_rotating(big_paths, tmp / "big.lua"))
-            big = wrk(base + "/", big_token, s, lua_rotating(big_paths, tmp / "big.lua"))
-            ratio = big[1] / small[1]
-            print(f"  cursor paging, 1,000 rows:   {small[0]:7.0f} req/s  p99 {small[1]:6.2f} ms")
-            print(f"  cursor paging, {big_rows:,} rows: {big[0]:7.0f} req/s  p99 {big[1]:6.2f} ms")
-            print(
-                f"  p99 ratio big/small = {ratio:.2f}x (target <= 1.5x: {_verdict(ratio <= 1.5)})"
+            with store_for(store) as (big_home, big_url):
+                big_settings = Settings(home=big_home, database_url=big_url)
+                big_token, big_ws, big_user = asyncio.run(make_tenant(big_settings, "big"))
+                started = time.perf_counter()
+                seed(big_url, big_ws, big_user, big_rows)
+                print(f"  seeded {big_rows} connections in {time.perf_counter() - started:.1f} s")
+                with served(server_env(big_home, big_url)) as (big_base, _big_pid):
+                    big_paths = cursor_paths(big_base, big_token, 50, 200)
+                    cursor_small_vs_big(
+                        (base, small_token, small_paths),
+                        (big_base, big_token, big_paths),
+                        big_rows,
+                        seconds,
+                        rounds,
+                    )
+
+
+def endpoints_vs_bare(
+    store: str, base: str, token: str, ids: list[uuid.UUID], seconds: int, rounds: int
+) -> None:
+    s = seconds
+    print(f"store={store}  one uvicorn worker (uvloop, httptools), wrk -t1 -c16 -d{s}s")
+    endpoints = [
+        ("bare hello", "/bench/hello"),
+        ("list limit=50", "/api/v1/connections?limit=50"),
+        ("get by id", f"/api/v1/connections/{ids[500]}"),
+    ]
+    for _label, path in endpoints:
+        wrk(base + path, token, 2)  # warm-up
+    # This VM's speed drifts by a third from one minute to the next, so the three are
+    # measured in interleaved rounds and each figure is the median over the rounds.
+    runs: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in endpoints}
+    for round_no in range(1, rounds + 1):
+        for label, path in endpoints:
+            runs[label].append(wrk(base + path, token, s))
+        print(
+            f"  round {round_no}: "
+            + "   ".join(
+                f"{label} {rps:.0f} req/s p99 {p99:.1f} ms"
+                for label, (rps, p99) in ((k, v[-1]) for k, v in runs.items())
             )
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-        if pg_db:
-            with psycopg.connect(
-                "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
-            ) as c:
-                c.execute(f'DROP DATABASE "{pg_db}" WITH (FORCE)')
+        )
+    results = {
+        label: (statistics.median(r for r, _ in got), statistics.median(p for _, p in got))
+        for label, got in runs.items()
+    }
+    for label, (rps, p99) in results.items():
+        print(f"  {label:<16} {rps:9.0f} req/s   p99 {p99:7.2f} ms   (median of {rounds})")
+    hello = results["bare hello"][0]
+    list_ratio = results["list limit=50"][0] / hello
+    get_ratio = results["get by id"][0] / hello
+    list_p99 = results["list limit=50"][1]
+    print(f"  list / bare  = {list_ratio:6.1%}   (target >= 8%: {_verdict(list_ratio >= 0.08)})")
+    print(f"  get  / bare  = {get_ratio:6.1%}   (target >= 20%: {_verdict(get_ratio >= 0.2)})")
+    print(f"  list p99     = {list_p99:.2f} ms (target < 50 ms: {_verdict(list_p99 < 50)})")
+
+
+def cursor_small_vs_big(
+    small: tuple[str, str, list[str]],
+    big: tuple[str, str, list[str]],
+    big_rows: int,
+    seconds: int,
+    rounds: int,
+) -> None:
+    """Cursor-mode paging on a 1,000-connection store and on a ``big_rows`` one.
+
+    Each store has its own server (same settings), and the two are driven in alternating
+    rounds, so both see the same stretches of this VM's drifting speed; medians reported.
+    """
+    tmp = Path(tempfile.mkdtemp())
+    sides = {"1,000 rows": small, f"{big_rows:,} rows": big}
+    scripts = {
+        label: lua_rotating(paths, tmp / f"{i}.lua")
+        for i, (label, (_base, _token, paths)) in enumerate(sides.items())
+    }
+    for label, (base, token, _paths) in sides.items():
+        wrk(base + "/", token, 2, scripts[label])  # warm-up
+    runs: dict[str, list[tuple[float, float]]] = {label: [] for label in sides}
+    for round_no in range(1, rounds + 1):
+        order = list(sides) if round_no % 2 else list(sides)[::-1]
+        for label in order:
+            base, token, _paths = sides[label]
+            runs[label].append(wrk(base + "/", token, seconds, scripts[label]))
+        print(
+            f"  cursor round {round_no}: "
+            + "   ".join(
+                f"{label} {runs[label][-1][0]:.0f} req/s p99 {runs[label][-1][1]:.1f} ms"
+                for label in sides
+            )
+        )
+    medians = {
+        label: (statistics.median(r for r, _ in got), statistics.median(p for _, p in got))
+        for label, got in runs.items()
+    }
+    for label, (rps, p99) in medians.items():
+        print(f"  cursor paging, {label:<13} {rps:7.0f} req/s  p99 {p99:6.2f} ms")
+    small_label, big_label = sides
+    ratio = medians[big_label][1] / medians[small_label][1]
+    print(f"  p99 ratio big/small = {ratio:.2f}x (target <= 1.5x: {_verdict(ratio <= 1.5)})")
 
 
 def _verdict(met: bool) -> str:
