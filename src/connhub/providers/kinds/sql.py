@@ -8,10 +8,11 @@ Each provider brings a small adapter (``providers/custom/<name>.py``, ``ADAPTER`
     every address and opens TCP to a checked one (the address is remembered);
 ``authentication``
     the adapter opens a session to *that* address (no second lookup) in a worker thread,
-    with the driver's connect timeout set to what is left of the budget;
+    with the driver's connect timeout set to what is left of the budget; an adapter with a
+    non-blocking login (``LoopLogin``) opens it on the event loop instead;
 ``permissions``
-    the adapter's read-only checks (``SELECT 1`` in the configured scope, ...) in a worker
-    thread, which then closes the session.
+    the adapter's read-only checks (``SELECT 1`` in the configured scope, ...) in the same
+    worker thread (or on the loop), which then closes the session.
 
 Driver errors are classified by the adapter, shown as a short message and kept verbatim (after
 redaction by the runner) as ``raw_error``. An adapter may also define
