@@ -30,7 +30,7 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -246,6 +246,12 @@ class _Checked:
     error: BaseException | None = None
 
 
+async def _within(seconds: float, call: Awaitable[T]) -> T:
+    """``call``, or ``TimeoutError`` after ``seconds`` (no extra task, unlike ``wait_for``)."""
+    async with asyncio.timeout(seconds):
+        return await call
+
+
 def _set_done(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -287,8 +293,12 @@ class _SqlRun:
 
     async def _blocking(self, doing: str, fn: Callable[..., T], *args: Any, ctx: StepContext) -> T:
         """Run an adapter call in a worker thread; turn what it raises into a StepFailed."""
+        return await self._driver_call(doing, run_blocking(fn, *args, timeout=ctx.remaining()))
+
+    async def _driver_call(self, doing: str, call: Awaitable[T]) -> T:
+        """Await a driver call that stops at the budget; turn what it raises into a StepFailed."""
         try:
-            return await run_blocking(fn, *args, timeout=ctx.remaining())
+            return await call
         except StepFailed:
             raise
         except ConnhubError as exc:
@@ -425,18 +435,8 @@ class _SqlRun:
         Both halves stop at the budget. Cancelled (the run ended or the client left), a
         half-open login is dropped by the driver and an open session is closed here.
         """
-        doing = f"logging in to {self.display}"
-        try:
-            async with asyncio.timeout(ctx.remaining()):
-                conn = await login.connect_async(request)
-        except ConnhubError as exc:
-            raise _config_failure(exc) from None
-        except TimeoutError:
-            raise StepFailed(
-                ErrorCode.TIMEOUT, f"Timed out {doing}: the verification budget ran out"
-            ) from None
-        except Exception as exc:
-            raise _driver_failure(self.adapter, exc) from None
+        login_call = _within(ctx.remaining(), login.connect_async(request))
+        conn = await self._driver_call(f"logging in to {self.display}", login_call)
         _set_done(connected)
         try:
             async with asyncio.timeout(ctx.remaining()):
