@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".connhub")
     database_url: str | None = None
     key_file: Path | None = None
+    # AWS KMS as the key-encryption key (see secrets/keys.py); unset: the key file.
+    kms_key_id: str | None = None
+    kms_region: str | None = None
+    kms_endpoint_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8765
     log_level: str = "INFO"

@@ -21,8 +21,10 @@ from connhub.kit.db import (
     reader_engine,
 )
 from connhub.kit.egress import EgressPolicy
+from connhub.kit.threads import run_blocking
 from connhub.kit.ttlcache import TTLCache
 from connhub.providers.registry import ProviderRegistry, default_registry
+from connhub.secrets import keys
 from connhub.secrets import service as secrets
 from connhub.workspaces.principal import Principal
 
@@ -57,29 +59,36 @@ class Runtime:
 async def open_key_provider(
     settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> Envelope:
-    """Open the key file; make one only while no secret exists. Never replace one silently."""
+    """Open the configured keys and prove they open a stored secret. A key file is made
+    only while no secret exists, never replaced silently; a key service is reached now, so
+    a wrong key id or missing access stops the start rather than the first request."""
     async with sessions() as session:
         sample = await secrets.any_sealed(session)
-    path = settings.resolved_key_file
+    source = keys.describe(settings)
+    Source = source[0].upper() + source[1:]  # noqa: N806 - the same name, sentence-initial
     try:
-        provider, created = LocalKeyFile.load_or_create(path, allow_create=sample is None)
+        provider, created = keys.configured(settings, allow_create=sample is None)
+        if provider.blocking:
+            await run_blocking(lambda: provider.active_key_id)
     except KeyMissing as exc:
         raise ConfigurationError(
-            f"Stored secrets exist but the key file {path} is missing. Restore it (or set "
+            f"Stored secrets exist but {source} is missing. Restore it (or set "
             "CONNHUB_KEY_FILE); refusing to start rather than make a new key."
         ) from exc
     except CryptoError as exc:
-        raise ConfigurationError(f"Key file {path} is unusable: {exc}") from exc
-    if created:
-        log.info("created key file", extra={"path": str(path), "fingerprint": provider.fingerprint})
+        raise ConfigurationError(f"{Source} is unusable: {exc}") from exc
+    if created and isinstance(provider, LocalKeyFile):
+        log.info(
+            "created key file",
+            extra={"path": str(provider.path), "fingerprint": provider.fingerprint},
+        )
     envelope = Envelope(provider)
     if sample is not None:
         try:
-            secrets.open_row(envelope, sample)
+            await secrets.open_row(envelope, sample)
         except KeyMismatch as exc:
             raise ConfigurationError(
-                f"The key file {path} does not open the stored secrets (wrong key file?); "
-                "refusing to start."
+                f"{Source} does not open the stored secrets (wrong key?); refusing to start."
             ) from exc
     return envelope
 

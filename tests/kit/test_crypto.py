@@ -22,10 +22,12 @@ from connhub.kit.crypto import (
     Envelope,
     KeyMismatch,
     KeyMissing,
+    KeyRing,
     LocalKeyFile,
     SealedSecret,
     secret_aad,
 )
+from support import moto_kms
 
 AAD = secret_aad("ws_1", "conn_1")
 PLAINTEXT = b"hunter2-super-secret-password"
@@ -34,9 +36,14 @@ PLAINTEXT = b"hunter2-super-secret-password"
 class SpyProvider:
     """Delegates to a real provider, remembering every data key it sees."""
 
+    blocking = False
+
     def __init__(self, inner: LocalKeyFile) -> None:
         self.inner = inner
         self.data_keys: list[bytes] = []
+
+    def holds(self, key_id: str) -> bool:
+        return self.inner.holds(key_id)
 
     @property
     def active_key_id(self) -> str:
@@ -427,33 +434,10 @@ def test_nothing_secret_in_repr_str_or_errors(key_path: Path, provider: LocalKey
 # -- AWS KMS via moto -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def kms_client() -> Iterator[Any]:
-    pytest.importorskip("boto3", reason="boto3 not installed (dev extra): KMS provider untested")
-    server_mod = pytest.importorskip(
-        "moto.server", reason="moto[server] not installed (dev extra): KMS provider untested"
-    )
-    import boto3
-
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield boto3.client(
-            "kms",
-            region_name="us-east-1",
-            endpoint_url=f"http://{host}:{port}",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-    finally:
-        server.stop()
+    with moto_kms.kms_endpoint() as endpoint:
+        yield moto_kms.kms_client(endpoint)
 
 
 def test_kms_provider_round_trip_binding_and_rotation(kms_client: Any) -> None:
@@ -506,3 +490,35 @@ def test_kms_provider_without_boto3_is_a_clear_error(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "botocore.exceptions", None)
     with pytest.raises(CryptoError, match="pip install boto3"):
         AwsKmsKeyProvider("alias/x")
+
+
+def test_key_ring_wraps_under_the_active_provider_and_opens_under_the_holder(
+    tmp_path: Path,
+) -> None:
+    old = LocalKeyFile.create(tmp_path / "old.key")
+    new = LocalKeyFile.create(tmp_path / "new.key")
+    sealed_before = Envelope(old).seal_json({"password": "s3cret"}, aad=AAD)
+    ring = KeyRing(new, old)
+    assert not ring.blocking and ring.active_key_id == new.active_key_id
+    assert ring.holds(old.active_key_id) and ring.holds(new.active_key_id)
+
+    envelope = Envelope(ring)
+    assert envelope.open_json(sealed_before, aad=AAD) == {"password": "s3cret"}
+    sealed_after = envelope.seal_json({"password": "s3cret"}, aad=AAD)
+    assert sealed_after.key_id == new.active_key_id
+    moved = envelope.rewrap(sealed_before, aad=AAD)
+    assert moved.key_id == new.active_key_id and moved.ciphertext == sealed_before.ciphertext
+    assert Envelope(new).open_json(moved, aad=AAD) == {"password": "s3cret"}
+
+    with pytest.raises(KeyMismatch, match="no configured key provider holds"):
+        Envelope(KeyRing(new)).open(sealed_before, aad=AAD)
+
+
+def test_kms_provider_holds_only_kms_arns(kms_client: Any) -> None:
+    from connhub.kit.kms import AwsKmsKeyProvider
+
+    key = kms_client.create_key(Description="connhub holds")["KeyMetadata"]
+    provider = AwsKmsKeyProvider(key["KeyId"], client=kms_client)
+    assert provider.blocking and KeyRing(provider).blocking
+    assert provider.holds(provider.active_key_id)
+    assert not provider.holds("v1-0123abcd")  # a key file's id

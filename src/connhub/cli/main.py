@@ -1,4 +1,4 @@
-"""Operator CLI: ``connhub serve|migrate|workspaces create|tokens create|keys rotate``.
+"""Operator CLI: ``connhub serve|migrate|workspaces create|tokens create|keys rotate|rewrap``.
 
 Every command reads the same Settings (``CONNHUB_DATABASE_URL``, ``CONNHUB_HOME``) and key
 material as the server and calls the same services as the API.
@@ -145,16 +145,44 @@ def tokens_create(
 
 @keys_app.command("rotate")
 def keys_rotate() -> None:
-    """Add a new key-encryption key, re-wrap every stored secret under it."""
-    from connhub.kit.crypto import Envelope, LocalKeyFile
+    """Add a new key to the key file, re-wrap every stored secret under it."""
+    from connhub.kit.crypto import CryptoError, Envelope, LocalKeyFile
     from connhub.secrets import service as secrets
 
     settings = Settings()
-    provider = LocalKeyFile.load(settings.resolved_key_file)
-    new_id = provider.rotate()
+    if settings.kms_key_id is not None:
+        _fail(
+            "The key-encryption key is in KMS: rotate it there (automatic rotation keeps its "
+            "id), or set CONNHUB_KMS_KEY_ID to a new key and run: connhub keys rewrap"
+        )
+    try:
+        provider = LocalKeyFile.load(settings.resolved_key_file)
+        new_id = provider.rotate()
+    except CryptoError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
     envelope = Envelope(provider)
     count = _run(lambda s: secrets.rewrap_all(s, envelope))
     _emit({"active_key_id": new_id, "rewrapped": count})
+
+
+@keys_app.command("rewrap")
+def keys_rewrap() -> None:
+    """Re-wrap every stored secret under the active key (after a move to KMS or a new key)."""
+    from connhub.kit.crypto import CryptoError, Envelope
+    from connhub.secrets import keys
+    from connhub.secrets import service as secrets
+
+    settings = Settings()
+    try:
+        provider, _created = keys.configured(settings, allow_create=False)
+        envelope = Envelope(provider)
+        count = _run(lambda s: secrets.rewrap_all(s, envelope))
+        active = provider.active_key_id
+    except CryptoError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
+    _emit({"active_key_id": active, "rewrapped": count})
 
 
 def main() -> None:  # pragma: no cover - console entry

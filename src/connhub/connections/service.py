@@ -382,7 +382,7 @@ async def for_use(
         owner = (row.secret_workspace_id, row.secret_connection_id)
         if owner != (principal.workspace_id, connection_id):
             raise NotFound("Connection not found")
-        credentials = secrets.open_sealed(
+        credentials = await secrets.open_sealed(
             envelope, row.sealed, workspace_id=principal.workspace_id, connection_id=connection_id
         )
     return ForUse(

@@ -53,6 +53,7 @@ __all__ = [
     "KeyMismatch",
     "KeyMissing",
     "KeyProvider",
+    "KeyRing",
     "LocalKeyFile",
     "SealedSecret",
     "secret_aad",
@@ -181,6 +182,13 @@ class SealedSecret:
 class KeyProvider(Protocol):
     """Holds the key-encryption keys; wraps and unwraps data keys, bound to the AAD."""
 
+    #: Wrap and unwrap are network calls (KMS): async code runs them in a worker thread.
+    blocking: bool
+
+    def holds(self, key_id: str) -> bool:
+        """Whether ``key_id`` names a key of this provider (a :class:`KeyRing` routes by it)."""
+        ...
+
     @property
     def active_key_id(self) -> str:
         """KEK version new data keys are wrapped under."""
@@ -211,6 +219,8 @@ class LocalKeyFile(KeyProvider):
     one, so a crash never leaves a half-written key file. Run :meth:`rotate` and
     :meth:`retire` from one place at a time: there is no cross-process lock.
     """
+
+    blocking = False
 
     def __init__(self, path: Path, *, active: str, keys: Mapping[str, bytes]) -> None:
         self.path = Path(path)
@@ -360,6 +370,9 @@ class LocalKeyFile(KeyProvider):
         digest = hashlib.sha256(state.active.encode() + b"\0" + state.keys[state.active])
         return digest.hexdigest()[:16]
 
+    def holds(self, key_id: str) -> bool:
+        return key_id in self._state.keys
+
     def wrap(self, data_key: bytes, *, aad: bytes) -> tuple[str, bytes]:
         state = self._state
         nonce = os.urandom(NONCE_BYTES)
@@ -407,6 +420,39 @@ class LocalKeyFile(KeyProvider):
         )
         self._write(new_state, exclusive=False)
         self._state = new_state
+
+
+class KeyRing(KeyProvider):
+    """New data keys under ``active``; older ones open under whichever provider holds them.
+
+    Why: moving to another key holder (the local key file to KMS, say) is then online.
+    Secrets keep opening under the old provider until ``connhub keys rewrap`` re-wraps them
+    under the new one; after that the old one can go.
+    """
+
+    def __init__(self, active: KeyProvider, *older: KeyProvider) -> None:
+        self.active = active
+        self.providers = (active, *older)
+        self.blocking = any(provider.blocking for provider in self.providers)
+
+    def __repr__(self) -> str:
+        return f"KeyRing({', '.join(repr(provider) for provider in self.providers)})"
+
+    @property
+    def active_key_id(self) -> str:
+        return self.active.active_key_id
+
+    def holds(self, key_id: str) -> bool:
+        return any(provider.holds(key_id) for provider in self.providers)
+
+    def wrap(self, data_key: bytes, *, aad: bytes) -> tuple[str, bytes]:
+        return self.active.wrap(data_key, aad=aad)
+
+    def unwrap(self, key_id: str, wrapped: bytes, *, aad: bytes) -> bytes:
+        for provider in self.providers:
+            if provider.holds(key_id):
+                return provider.unwrap(key_id, wrapped, aad=aad)
+        raise KeyMismatch(f"no configured key provider holds key {key_id!r}")
 
 
 def _new_key_id(existing: Iterable[str]) -> str:
@@ -458,6 +504,10 @@ class Envelope:
 
     def __repr__(self) -> str:
         return f"Envelope(provider={self.provider!r})"
+
+    @property
+    def blocking(self) -> bool:
+        return self.provider.blocking
 
     def seal(self, plaintext: bytes, *, aad: bytes) -> SealedSecret:
         data_key = AESGCM.generate_key(bit_length=256)

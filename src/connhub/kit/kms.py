@@ -35,6 +35,8 @@ _MISMATCH_CODES = frozenset(
 class AwsKmsKeyProvider(KeyProvider):
     """Wraps data keys with a KMS symmetric key (id, ARN or ``alias/...``)."""
 
+    blocking = True
+
     def __init__(
         self,
         key_id: str,
@@ -59,6 +61,10 @@ class AwsKmsKeyProvider(KeyProvider):
 
     def __repr__(self) -> str:
         return f"AwsKmsKeyProvider(key_id={self._key_id!r})"
+
+    def holds(self, key_id: str) -> bool:
+        """KMS names its keys by ARN (``arn:<partition>:kms:...``), which ``wrap`` stores."""
+        return key_id.startswith("arn:") and ":kms:" in key_id
 
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         """Run a KMS call, mapping failures to CryptoError/KeyMismatch without echoing inputs."""
