@@ -4,8 +4,12 @@ A warehouse connection is an ordinary core ``Connection`` (provider ``snowflake`
 ``warehouse``) so that it is also listed, verified and deleted through the Connections API,
 its private key is sealed by the core secret store, and the singleton rule is the database's
 partial unique index ``uq_connections_one_warehouse`` rather than a check that two requests
-could both pass. What only this face shows (the setup script, the public key, the test
-fields and the face's own status vocabulary) lives in ``face_data``.
+could both pass. What only this face shows (the setup script, the public key, the raw
+driver text of its own last test) lives in ``face_data``.
+
+The face's ``status`` and ``last_tested_at`` are the core's, in this face's words
+(``face_status``, ``last_test``): a verification run from any face (Connections API
+``/verify``, Sources test, this face's ``test/``) moves all of them at once.
 
 Status mapping (face ← event → core):
 
@@ -16,6 +20,7 @@ create                     pending_customer_setup    needs_verification
 test passes                connected                 active
 test fails                 error                     error
 PUT / PATCH                pending_customer_setup    needs_verification
+disabled (Connections API) error                     disabled
 =========================  ========================  ===================================
 
 Units of work: reads and edits take the caller's session and never commit (like
@@ -41,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connhub.connections import repository as core_repo
 from connhub.connections import service as core
 from connhub.connections import verify as core_verify
-from connhub.connections.schemas import ConnectionPatch, Visibility
+from connhub.connections.schemas import ConnectionPatch, Status, Visibility
 from connhub.errors import Conflict, ImmutableField, NotFound
 from connhub.kit.crypto import Envelope
 from connhub.kit.db import commit
@@ -153,12 +158,31 @@ def iso_z(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_FACE_STATUS = {
+    Status.needs_verification.value: FaceStatus.pending_customer_setup,
+    Status.active.value: FaceStatus.connected,
+}
+
+
 def face_status(conn: Connection) -> FaceStatus:
-    raw = (conn.face_data or {}).get("status")
-    try:
-        return FaceStatus(str(raw))
-    except ValueError:
-        return FaceStatus.pending_customer_setup
+    """The core status in this face's vocabulary (the table above)."""
+    return _FACE_STATUS.get(conn.status, FaceStatus.error)
+
+
+def last_test(conn: Connection) -> tuple[str | None, str | None]:
+    """``(last_tested_at, last_error)`` of the latest verification, whichever face ran it.
+
+    ``last_error`` only while the status is ``error``: the driver's raw text when this face's
+    own test was the latest, else the core's message.
+    """
+    tested = iso_z(conn.last_verified_at) if conn.last_verified_at is not None else None
+    if face_status(conn) is not FaceStatus.error:
+        return tested, None
+    if conn.status == Status.disabled.value:
+        return tested, "Connection is disabled"
+    data = conn.face_data or {}
+    own = data.get("last_error") if data.get("last_tested_at") == tested else None
+    return tested, own or conn.verification_error or "Verification failed"
 
 
 def render_script(product_name: str, config: WarehouseConfig, public_key: str) -> str:
@@ -211,11 +235,8 @@ async def create(runtime: Runtime, principal: Principal, config: WarehouseConfig
             raise Conflict(ALREADY_EXISTS)
     pair = await keypair.generate_async(runtime.settings.warehouse_key_bits)
     face_data = {
-        "status": FaceStatus.pending_customer_setup.value,
         "public_key": pair.public_key,
         "setup_script": render_script(runtime.settings.product_name, config, pair.public_key),
-        "last_tested_at": None,
-        "last_error": None,
     }
     async with runtime.sessions() as session:
         try:
@@ -305,9 +326,9 @@ async def _apply(
     envelope: Envelope,
     product_name: str,
 ) -> Connection:
-    """Store the config through the core (which marks it needs_verification), then reset the
-    face: no earlier test result applies to the new settings. The key pair is kept: the
-    customer registered that public key with their Snowflake user."""
+    """Store the config through the core, which marks it needs_verification: the face shows
+    pending again and no earlier test's error. The key pair is kept: the customer registered
+    that public key with their Snowflake user."""
     public_key = str((conn.face_data or {}).get("public_key") or "")
     script = render_script(product_name, config, public_key)
     conn = await core.update(
@@ -318,12 +339,7 @@ async def _apply(
         registry=registry,
         envelope=envelope,
     )
-    conn.face_data = {
-        **(conn.face_data or {}),
-        "setup_script": script,
-        "status": FaceStatus.pending_customer_setup.value,
-        "last_error": None,
-    }
+    conn.face_data = {**(conn.face_data or {}), "setup_script": script}
     await session.flush()
     return conn
 
@@ -348,17 +364,13 @@ async def run_test(runtime: Runtime, principal: Principal, connection_id: str) -
     prepared = await core_verify.prepare(runtime, principal, conn_id, role=Role.admin)
     outcome = await core_verify.check(runtime, prepared)
     error = None if outcome.success else _driver_text(outcome.raw_error or outcome.message)
-    status = FaceStatus.connected if outcome.success else FaceStatus.error
+    # The core row gets the outcome; the face keeps the driver's raw text, keyed by the time.
     await core_verify.record(
         runtime,
         principal,
         conn_id,
         outcome,
-        face_updates={
-            "status": status.value,
-            "last_tested_at": iso_z(outcome.checked_at),
-            "last_error": error,
-        },
+        face_updates={"last_tested_at": iso_z(outcome.checked_at), "last_error": error},
     )
     return TestResult(success=outcome.success, tested_at=outcome.checked_at, error=error)
 

@@ -157,3 +157,34 @@ async def test_probe_request_errors(wh, admin, make_caller) -> None:
     assert resp.status_code == 400 and resp.json() == {"force": ["Unknown field."]}
     viewer = await make_caller(Role.viewer, workspace=admin.workspace_slug)
     assert (await probe(wh, viewer, created["id"])).status_code == 403
+
+
+async def test_a_verification_from_the_connections_api_moves_the_face_too(
+    wh, admin, fakesnow_server
+) -> None:
+    """One connection, three faces: a Connections API verify or disable shows here."""
+    database = unique_name()
+    create_objects(fakesnow_server, database, "ANALYTICS")  # no stage yet: the check fails
+    created = await create(wh, admin, on_fakesnow(fakesnow_server, database))
+    url = item(admin.workspace_slug, created["id"])
+    core_url = f"/api/v1/connections/{created['id']}"
+
+    verified = await wh.post(f"{core_url}/verify", headers=admin.headers)
+    assert verified.status_code == 200 and verified.json()["status"] == "error"
+    face = (await wh.get(url, headers=admin.headers)).json()
+    assert face["status"] == "error"
+    assert face["last_error"] == verified.json()["verificationError"]  # the core's message
+    assert ISO_Z.match(face["last_tested_at"])
+
+    create_objects(fakesnow_server, database, "ANALYTICS", stages=["FLAGSMITH_STAGE"])
+    verified = await wh.post(f"{core_url}/verify", headers=admin.headers)
+    assert verified.json()["status"] == "active"
+    face = (await wh.get(url, headers=admin.headers)).json()
+    assert (face["status"], face["last_error"]) == ("connected", None)
+    checked_at = verified.json()["lastVerifiedAt"]
+    assert face["last_tested_at"] == checked_at[:19] + "Z"
+
+    disabled = await wh.post(f"{core_url}/disable", headers=admin.headers)
+    assert disabled.status_code == 200, disabled.text
+    face = (await wh.get(url, headers=admin.headers)).json()
+    assert (face["status"], face["last_error"]) == ("error", "Connection is disabled")

@@ -25,6 +25,7 @@ from connhub.warehouse.service import (
     WarehouseConfig,
     face_status,
     iso_z,
+    last_test,
 )
 
 # Same rule as the snowflake provider definition's ``host`` pattern: a bare name or IP.
@@ -251,6 +252,7 @@ def to_wire(conn: Connection) -> dict[str, Any]:
     """The connection object. Built from an allow-list: the private key is not on the row
     and nothing else from the core (credential names, verification details) is copied."""
     data = conn.face_data or {}
+    last_tested_at, last_error = last_test(conn)
     return {
         "id": str(conn.id),
         "type": TYPE,
@@ -259,8 +261,8 @@ def to_wire(conn: Connection) -> dict[str, Any]:
         "public_key": data.get("public_key"),
         "setup_script": data.get("setup_script"),
         "created_at": iso_z(conn.created_at),
-        "last_tested_at": data.get("last_tested_at"),
-        "last_error": data.get("last_error"),
+        "last_tested_at": last_tested_at,
+        "last_error": last_error,
     }
 
 
