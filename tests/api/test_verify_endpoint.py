@@ -172,10 +172,39 @@ async def test_outcome_is_not_recorded_on_a_connection_disabled_meanwhile(
     assert outcome.success
     resp = await client.post(f"/api/v1/connections/{cid}/disable", headers=admin.headers)
     assert resp.status_code == 200
-    conn = await record(runtime, principal, uuid.UUID(cid), outcome)
+    conn = await record(runtime, principal, prepared, outcome)
     assert conn.status == "disabled" and conn.last_verified_at is None
     stored = (await client.get(f"/api/v1/connections/{cid}", headers=admin.headers)).json()
     assert stored["status"] == "disabled" and stored["lastVerifiedAt"] is None
+
+
+async def test_outcome_is_not_recorded_over_an_edit_made_meanwhile(client, admin, runtime) -> None:
+    """New credentials saved while the old ones were being verified stay needs_verification:
+    the outcome was about the old ones. Verifying again records as usual."""
+    from connhub.connections.verify import check, prepare, record, verify_stored
+
+    cid = await make(client, admin, pg())
+    principal = await _principal(runtime, admin)
+    verified = await verify_stored(runtime, principal, uuid.UUID(cid))
+    assert verified[0].status == "active"
+    first_check = verified[0].last_verified_at
+
+    prepared = await prepare(runtime, principal, uuid.UUID(cid))
+    outcome = await check(runtime, prepared)
+    assert outcome.success
+    resp = await client.patch(
+        f"/api/v1/connections/{cid}",
+        json={"credentials": {"password": "rotated-meanwhile"}},
+        headers=admin.headers,
+    )
+    assert resp.status_code == 200 and resp.json()["status"] == "needs_verification"
+    conn = await record(runtime, principal, prepared, outcome)
+    assert conn.status == "needs_verification" and conn.last_verified_at == first_check
+    stored = (await client.get(f"/api/v1/connections/{cid}", headers=admin.headers)).json()
+    assert stored["status"] == "needs_verification"
+
+    again = await client.post(f"/api/v1/connections/{cid}/verify", headers=admin.headers)
+    assert again.status_code == 200 and again.json()["status"] == "active"
 
 
 async def test_recorded_outcome_is_the_stored_row(client, admin, runtime) -> None:

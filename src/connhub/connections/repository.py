@@ -273,7 +273,8 @@ _secret = ConnectionSecret.__table__
 
 
 def _with_secret_statement(admin: bool) -> Select[Any]:
-    columns = [_conn.c[name] for name in ("id", "provider", "status", "config", "last_used_at")]
+    names = ("id", "provider", "status", "config", "last_used_at", "updated_at")
+    columns = [_conn.c[name] for name in names]
     return (
         select(
             *columns,
@@ -290,37 +291,46 @@ _WITH_SECRET = {admin: _with_secret_statement(admin) for admin in (True, False)}
 
 
 async def with_secret(reader: Reader, principal: Principal, connection_id: uuid.UUID) -> Any | None:
-    """One visible connection's id, provider, status, config, last use and sealed secret
-    (``sealed`` None when it has none): what using a connection needs, in one read."""
+    """One visible connection's id, provider, status, config, last use, last edit and sealed
+    secret (``sealed`` None when it has none): what using a connection needs, in one read."""
     params = _visible_params(principal, key=connection_id)
     return await _fetch_one(reader, _WITH_SECRET[principal.is_admin], params)
 
 
 @functools.lru_cache(maxsize=16)
-def _update_statement(admin: bool, columns: tuple[str, ...]) -> Any:
+def _update_statement(admin: bool, columns: tuple[str, ...], unchanged: bool) -> Any:
     where = [
         *_visible_where(admin),
         _conn.c.id == bindparam("key", type_=_conn.c.id.type),
         _conn.c.status != "disabled",
     ]
+    if unchanged:
+        where.append(_conn.c.updated_at == bindparam("seen", type_=_conn.c.updated_at.type))
     values = {name: bindparam(f"new_{name}", type_=_conn.c[name].type) for name in columns}
     table = typing.cast(Table, _conn)  # a mapped class's __table__ is typed as a plain FromClause
     return update(table).where(*where).values(values).returning(*_conn.c)
 
 
 async def update_unless_disabled(
-    reader: Reader, principal: Principal, connection_id: uuid.UUID, values: dict[str, Any]
+    reader: Reader,
+    principal: Principal,
+    connection_id: uuid.UUID,
+    values: dict[str, Any],
+    *,
+    unchanged_since: datetime | None = None,
 ) -> Any | None:
-    """Set ``values`` on a visible connection unless it is disabled, in one statement built
-    once per set of columns, committed at once; the updated row, or None when nothing was
-    updated (disabled, or not visible).
+    """Set ``values`` on a visible connection unless it is disabled (or, given
+    ``unchanged_since``, edited after that ``updated_at``), in one statement built once per
+    set of columns, committed at once; the updated row, or None when nothing was updated.
 
     For bookkeeping (a verification's outcome): on PostgreSQL it runs as one autocommit
     statement on the statement pool, whose sessions do not wait for the WAL flush (a crash
     may lose the last moments of outcomes, never consistency; verifying again restores it).
     """
-    statement = _update_statement(principal.is_admin, tuple(values))
+    statement = _update_statement(principal.is_admin, tuple(values), unchanged_since is not None)
     params = _visible_params(principal, key=connection_id)
+    if unchanged_since is not None:
+        params["seen"] = unchanged_since
     params.update({f"new_{name}": value for name, value in values.items()})
     rows = await reader.fetch(statement, params, write=True)
     return rows[0] if rows else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -354,7 +354,9 @@ async def set_default(
 class ForUse:
     """A visible connection with its credentials opened: what using it needs, nothing more.
 
-    The credentials live only as long as the request that loaded them.
+    The credentials live only as long as the request that loaded them (and stay out of the
+    repr). ``updated_at`` is the edit they come from: a verification's outcome is recorded
+    only while it is still the latest.
     """
 
     id: uuid.UUID
@@ -362,7 +364,8 @@ class ForUse:
     status: str
     config: dict[str, Any]
     last_used_at: datetime | None
-    credentials: dict[str, str]
+    updated_at: datetime
+    credentials: dict[str, str] = field(repr=False)
 
 
 async def for_use(
@@ -386,7 +389,13 @@ async def for_use(
             envelope, row.sealed, workspace_id=principal.workspace_id, connection_id=connection_id
         )
     return ForUse(
-        connection_id, row.provider, row.status, dict(row.config), row.last_used_at, credentials
+        connection_id,
+        row.provider,
+        row.status,
+        dict(row.config),
+        row.last_used_at,
+        row.updated_at,
+        credentials,
     )
 
 

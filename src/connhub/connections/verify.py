@@ -55,27 +55,36 @@ def apply_outcome(conn: Connection, outcome: VerificationOutcome) -> None:
 async def record(
     runtime: Runtime,
     principal: Principal,
-    connection_id: uuid.UUID,
+    verified: ForUse,
     outcome: VerificationOutcome,
     *,
     face_updates: dict[str, Any] | None = None,
 ) -> Connection:
-    """Store the outcome (unless the connection was disabled meanwhile); returns the row."""
+    """Store the outcome of verifying ``verified``; returns the row.
+
+    Not stored when the connection was disabled meanwhile, or edited since ``verified`` was
+    read (new credentials or settings need their own verification: the edit left the status
+    at needs_verification, and an outcome about the old ones must not overwrite it).
+    """
     if not face_updates:
         # The usual case in one statement (UPDATE ... RETURNING), no ORM load and flush.
         async with runtime.reader() as statements:
             row = await repo.update_unless_disabled(
-                statements, principal, connection_id, outcome_values(outcome)
+                statements,
+                principal,
+                verified.id,
+                outcome_values(outcome),
+                unchanged_since=verified.updated_at,
             )
         if row is not None:
             return cast(Connection, row)  # a row of every column: read like the model
-        # Not updated: disabled meanwhile, or gone (the path below says which).
+        # Not updated: disabled or edited meanwhile, or gone (the path below says which).
     async with runtime.sessions() as session:
-        conn = await service.get(session, principal, connection_id, for_update=True)
-        if conn.status != Status.disabled.value:
+        conn = await service.get(session, principal, verified.id, for_update=True)
+        if conn.status != Status.disabled.value and conn.updated_at == verified.updated_at:
             apply_outcome(conn, outcome)
-        if face_updates:
-            conn.face_data = {**(conn.face_data or {}), **face_updates}
+            if face_updates:
+                conn.face_data = {**(conn.face_data or {}), **face_updates}
         await commit(session)
         return conn
 
@@ -90,7 +99,7 @@ async def verify_stored(
 ) -> tuple[Connection, VerificationOutcome]:
     prepared = await prepare(runtime, principal, connection_id, role=role)
     outcome = await check(runtime, prepared, on_step=on_step)
-    conn = await record(runtime, principal, connection_id, outcome)
+    conn = await record(runtime, principal, prepared, outcome)
     return conn, outcome
 
 
@@ -134,7 +143,7 @@ async def stream_stored(
             if isinstance(item, StepResult):
                 yield item
             else:
-                conn = await record(runtime, principal, connection_id, item)
+                conn = await record(runtime, principal, prepared, item)
                 yield item, conn
     finally:
         await stream.aclose()

@@ -368,7 +368,7 @@ async def run_test(runtime: Runtime, principal: Principal, connection_id: str) -
     await core_verify.record(
         runtime,
         principal,
-        conn_id,
+        prepared,
         outcome,
         face_updates={"last_tested_at": iso_z(outcome.checked_at), "last_error": error},
     )
