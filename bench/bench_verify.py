@@ -34,7 +34,7 @@ from harness import make_tenant  # bench/harness.py (bench/ is on the path)
 
 from connhub.config import Settings
 from connhub.connections import service as connections
-from connhub.connections.verify import verify_stored
+from connhub.connections.verify import check, prepare, record
 from connhub.kit import migrate
 from connhub.kit.db import commit
 from connhub.kit.egress import EgressPolicy
@@ -153,10 +153,17 @@ async def main() -> None:
         home = Path(tempfile.mkdtemp(prefix="connhub-bench-verify-"))
         database = f"connhub_bench_verify_{uuid.uuid4().hex[:8]}" if store == "postgres" else None
         try:
-            runtime, stored = await stored_verifier(home, database)
+            runtime, stored, phases = await stored_verifier(home, database)
             try:
                 label = f"stored connection, {store} store (read + decrypt, verify, record)"
                 await overhead(args.runs, label, stored)
+                print(
+                    "  where it goes (medians): "
+                    + ", ".join(
+                        f"{name} {statistics.median(samples[-args.runs :]) * 1000:.2f} ms"
+                        for name, samples in phases.items()
+                    )
+                )
             finally:
                 await runtime.close()
         finally:
@@ -169,8 +176,10 @@ async def main() -> None:
 
 async def stored_verifier(
     home: Path, database: str | None
-) -> tuple[Runtime, Callable[[], Awaitable[bool]]]:
-    """A connection stored through the service, and a call that verifies it by id.
+) -> tuple[Runtime, Callable[[], Awaitable[bool]], dict[str, list[float]]]:
+    """A connection stored through the service, a call that verifies it by id, and that
+    call's time per phase. The call is ``verify_stored``'s three phases (prepare, check,
+    record), timed one by one.
 
     The store is an embedded SQLite file in ``home``, or the PostgreSQL ``database`` (made
     here) as in production.
@@ -204,11 +213,23 @@ async def stored_verifier(
         await commit(session)
     connection_id = conn.id
 
+    phases: dict[str, list[float]] = {"read + decrypt": [], "checks": [], "record": []}
+
     async def run() -> bool:
-        _conn, outcome = await verify_stored(runtime, principal, connection_id)
+        started = time.perf_counter()
+        prepared = await prepare(runtime, principal, connection_id)
+        read = time.perf_counter()
+        outcome = await check(runtime, prepared)
+        checked = time.perf_counter()
+        await record(runtime, principal, prepared, outcome)
+        recorded = time.perf_counter()
+        for name, elapsed in zip(
+            phases, (read - started, checked - read, recorded - checked), strict=True
+        ):
+            phases[name].append(elapsed)
         return outcome.success
 
-    return runtime, run
+    return runtime, run, phases
 
 
 if __name__ == "__main__":
