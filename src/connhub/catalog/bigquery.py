@@ -7,7 +7,8 @@ from the stored config and are quoted by sqlglot, never pasted. Parameters use t
 ``pyformat`` style of ``google.cloud.bigquery.dbapi``. Primary keys (unenforced in BigQuery)
 come from ``TABLE_CONSTRAINTS``/``KEY_COLUMN_USAGE``.
 
-Not exercised against a server here: the local BigQuery fake answers ``SELECT 1`` only.
+Tested end to end against the local BigQuery fake, which runs these queries on DuckDB
+(tests/catalog/test_bigquery_catalog_live.py); views and real permission errors are not.
 """
 
 from __future__ import annotations
