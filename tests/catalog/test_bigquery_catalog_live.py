@@ -309,6 +309,28 @@ async def test_read_only_query(client: httpx.AsyncClient, admin: Any, marts: Big
     assert (limited["rowCount"], limited["truncated"]) == (1, True)
 
 
+async def test_a_statement_bigquery_refuses_is_the_callers_400(
+    client: httpx.AsyncClient, admin: Any, marts: BigQueryFake
+) -> None:
+    """BigQuery's errors carry no SQLSTATE: a 400 (bad SQL) or 404 (no such table) about the
+    statement is the caller's to fix, as PostgreSQL's and MySQL's refusals are, not a 502."""
+    cid = await activated(client, admin, body(marts))
+    for sql, words in (
+        ("SELECT nosuch FROM marts.orders", "nosuch"),
+        ("SELECT * FROM marts.nope", "Not found: Table acme-analytics:marts.nope"),
+    ):
+        resp = await run_sql(client, admin, cid, sql)
+        assert resp.status_code == 400, (sql, resp.text)
+        assert resp.json()["code"] == "query_failed"
+        assert words in resp.json()["detail"]
+    marts.forbidden.add((PROJECT, "staging"))
+    try:
+        resp = await run_sql(client, admin, cid, "SELECT id FROM staging.raw_events")
+    finally:
+        marts.forbidden.discard((PROJECT, "staging"))
+    assert (resp.status_code, resp.json()["code"]) == (400, "permission_denied"), resp.text
+
+
 def test_sql_the_fake_cannot_run_is_a_bigquery_400(marts: BigQueryFake) -> None:
     """Refusals reach the client as BigQuery errors (reason ``invalidQuery``), not crashes."""
     config = {"projectId": PROJECT, "dataset": DATASET, "apiEndpoint": marts.endpoint}

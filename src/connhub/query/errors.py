@@ -3,7 +3,8 @@
 Who is at fault decides the status:
 
 - the database *answered* and refused the statement (it carries a SQLSTATE, or a MySQL server
-  error number below 2000): the caller's SQL or rights are the problem, so ``400`` with
+  error number below 2000, or the adapter's ``statement_refusal`` says so for a driver
+  without either): the caller's SQL or rights are the problem, so ``400`` with
   ``query_failed`` (``permission_denied`` for privilege errors, ``statement_not_read_only``
   when the read-only transaction stopped a write);
 - the statement ran past the timeout: ``502`` ``timeout``;
@@ -18,10 +19,11 @@ query ("column x does not exist").
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from connhub.errors import BadRequest, ConnhubError, QueryRefused, UpstreamError
 from connhub.kit.redact import redact
-from connhub.providers.kinds.sql_driver import SqlAdapter
+from connhub.providers.kinds.sql_driver import SqlAdapter, StatementRefusal
 from connhub.query.guard import NOT_READ_ONLY
 from connhub.verification.codes import ErrorCode
 
@@ -60,6 +62,16 @@ def _mysql_errno(exc: BaseException) -> int | None:
     return None
 
 
+def _refusal(adapter: SqlAdapter, exc: BaseException) -> str | None:
+    """The adapter's ``statement_refusal`` verdict (``StatementRefusal``), if it has one."""
+    if not hasattr(adapter, "statement_refusal"):
+        return None
+    try:
+        return cast(StatementRefusal, adapter).statement_refusal(exc)
+    except Exception:  # a judgement that fails is no judgement
+        return None
+
+
 def translate(
     exc: BaseException, adapter: SqlAdapter, *, timeout_s: float, secrets: Iterable[str] = ()
 ) -> ConnhubError:
@@ -79,12 +91,17 @@ def translate(
         return QueryRefused(f"The database refused to write: {detail}", code=NOT_READ_ONLY)
     if sqlstate in _TIMEOUT_SQLSTATES or errno in _MYSQL_TIMEOUT:
         return timeout
-    if sqlstate in _PERMISSION_SQLSTATES or errno in _MYSQL_PERMISSION:
+    refusal = _refusal(adapter, exc)
+    if (
+        sqlstate in _PERMISSION_SQLSTATES
+        or errno in _MYSQL_PERMISSION
+        or refusal == ErrorCode.PERMISSION_DENIED
+    ):
         return BadRequest(f"Permission denied: {detail}", code=ErrorCode.PERMISSION_DENIED)
     server_answered = (len(sqlstate) == 5 and not sqlstate.startswith(_SESSION_CLASSES)) or (
         errno is not None and errno < 2000
     )
-    if server_answered:
+    if server_answered or refusal == "query_failed":
         return BadRequest(f"The database rejected the statement: {detail}", code="query_failed")
     try:
         code = ErrorCode.coerce(adapter.classify(exc))

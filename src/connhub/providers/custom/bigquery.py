@@ -328,6 +328,19 @@ class BigQueryAdapter:
                 return code
         return _network_code(exc) or ErrorCode.PROVIDER_ERROR
 
+    def statement_refusal(self, exc: BaseException) -> str | None:
+        """BigQuery answered about the statement: invalid SQL (400), a table or column that
+        is not there (404), no access to what it reads (403 ``accessDenied``)."""
+        from google.api_core import exceptions as gexc
+
+        for cause in exception_chain(exc):
+            if isinstance(cause, gexc.BadRequest | gexc.NotFound):
+                return "query_failed"
+            if isinstance(cause, gexc.Forbidden):
+                reasons = {e.get("reason") for e in (cause.errors or []) if isinstance(e, dict)}
+                return ErrorCode.PERMISSION_DENIED if "accessDenied" in reasons else None
+        return None
+
     @staticmethod
     def _classify_one(exc: BaseException) -> ErrorCode | None:
         if isinstance(exc, StepFailed):

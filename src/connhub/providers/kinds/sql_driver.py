@@ -83,6 +83,14 @@ class SqlAdapter(Protocol):
         """Map a driver exception to a verification error code (see verification/codes)."""
 
 
+class StatementRefusal(Protocol):
+    """Optional, for drivers whose errors carry no SQLSTATE (HTTP APIs such as BigQuery)."""
+
+    def statement_refusal(self, exc: BaseException) -> str | None:
+        """``"query_failed"`` or ``"permission_denied"`` when the database answered and
+        refused the statement itself (the caller's SQL or rights), else ``None``."""
+
+
 class LoopLogin(Protocol):
     """Optional: a verification login that runs on the event loop instead of a worker thread.
 
