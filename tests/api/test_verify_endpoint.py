@@ -36,6 +36,23 @@ async def make(client, caller, body):  # type: ignore[no-untyped-def]
     return resp.json()["id"]
 
 
+async def test_a_provider_without_checks_yet_is_a_400_and_changes_nothing(client, admin) -> None:
+    """Files and HTTP providers have no verification yet: the contract's "not valid for this
+    provider" 400, and the connection stays as it was."""
+    body = {
+        "name": "exports",
+        "provider": "s3",
+        "config": {"bucket": "acme-exports", "region": "us-east-1"},
+        "credentials": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "s3-secret-value"},
+    }
+    cid = await make(client, admin, body)
+    resp = await client.post(f"/api/v1/connections/{cid}/verify", headers=admin.headers)
+    assert resp.status_code == 400
+    assert resp.json()["code"] == "not_supported"
+    after = (await client.get(f"/api/v1/connections/{cid}", headers=admin.headers)).json()
+    assert after["status"] == "needs_verification" and after["lastVerifiedAt"] is None
+
+
 async def test_verify_success_marks_active(client, admin) -> None:
     cid = await make(client, admin, pg())
     resp = await client.post(f"/api/v1/connections/{cid}/verify", headers=admin.headers)

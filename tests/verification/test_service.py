@@ -85,10 +85,10 @@ async def test_the_budget_comes_from_settings(blackhole: int) -> None:
 async def test_unknown_provider_and_unimplemented_kinds() -> None:
     with pytest.raises(BadRequest):
         await verify("nosuchdb", {}, {}, settings=SETTINGS, egress=LOOPBACK)
-    with pytest.raises(ConnhubError) as info:
+    with pytest.raises(BadRequest) as info:  # not valid for this provider: 400, not a 500
         await verify("s3", {}, {}, settings=SETTINGS, egress=LOOPBACK)
-    assert info.value.code == "provider_error"
-    assert "not implemented" in info.value.message
+    assert (info.value.status_code, info.value.code) == (400, "not_supported")
+    assert "'s3' cannot be verified yet" in info.value.message
 
 
 async def test_stream_feeds_sse_step_and_done_events() -> None:

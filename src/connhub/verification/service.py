@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from connhub.errors import ConnhubError
+from connhub.errors import BadRequest, ConnhubError
 from connhub.kit import threads
 from connhub.kit.egress import EgressPolicy
 from connhub.kit.redact import secret_values
-from connhub.verification.codes import ErrorCode
 from connhub.verification.result import StepResult, VerificationOutcome
 from connhub.verification.runner import OnStep, Step, StepContext, run_steps, stream_steps
 
@@ -60,9 +59,11 @@ def build_steps(
 
         steps = sql_steps(provider, config, credentials, egress=egress)
     else:
-        raise ConnhubError(
-            f"Verification for {kind!r} providers ({provider}) is not implemented yet",
-            code=ErrorCode.PROVIDER_ERROR,
+        # Not valid for this provider (the contract's 400), not a server failure.
+        raise BadRequest(
+            f"Connections of provider {provider!r} cannot be verified yet: verification "
+            "covers the database and warehouse providers",
+            code="not_supported",
         )
     if declared is None:
         return steps
