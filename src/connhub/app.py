@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from connhub.api import errors, meta
+from connhub.api import errors, meta, openapi
 from connhub.api.connections.endpoints import router as connections_router
 from connhub.api.connections.schema_endpoints import router as schema_router
 from connhub.api.dependents import router as dependents_router
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dependents_router)
     install_sources(app)
     install_warehouse(app)
+    openapi.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

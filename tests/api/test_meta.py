@@ -31,6 +31,14 @@ async def test_openapi_lists_the_contract_paths(client) -> None:
         assert path in paths
 
 
+async def test_openapi_validation_items_match_what_is_sent(client) -> None:
+    """422 items carry loc, msg and type only; the document must not promise ``input``."""
+    spec = (await client.get("/openapi.json")).json()
+    item = spec["components"]["schemas"]["ValidationError"]
+    assert set(item["properties"]) == {"loc", "msg", "type"}
+    assert set(item["required"]) <= {"loc", "msg", "type"}
+
+
 async def test_providers_catalogue(client, admin) -> None:
     data = (await client.get("/api/v1/providers", headers=admin.headers)).json()
     names = {p["name"] for p in data["providers"]}
