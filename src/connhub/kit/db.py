@@ -41,6 +41,17 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def unicode_lower(connection: Any) -> None:
+    """SQLite's own ``lower()`` folds ASCII only, so a search for "étoile" missed
+    "Café Étoile"; Python's folds all of Unicode, as PostgreSQL's does. No index is built on
+    ``lower()``, so replacing it changes no stored order."""
+    connection.create_function("lower", 1, _unicode_lower, deterministic=True)
+
+
 def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     json_args: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if is_sqlite(url):
@@ -54,6 +65,7 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
+            unicode_lower(dbapi_conn)
 
         return engine
     return create_async_engine(
@@ -172,6 +184,7 @@ class SqliteStatements:
         # cache: paging through 100,000 rows touches pages all over the file.
         connection.execute("PRAGMA mmap_size=268435456")
         connection.execute("PRAGMA cache_size=-32768")
+        unicode_lower(connection)
         with self._lock:
             self._opened.append(connection)
         return connection
