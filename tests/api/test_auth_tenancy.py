@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -147,3 +149,77 @@ async def test_member_can_create_viewer_reads(client, make_caller) -> None:
     assert resp.status_code == 201
     listing = await client.get("/api/v1/connections", headers=viewer.headers)
     assert listing.json()["total"] == 1
+
+
+# Every write on one connection (and its dependents), with the body it takes.
+WRITES = [
+    ("PATCH", "", {"name": "renamed"}),
+    ("DELETE", "", None),
+    ("POST", "/verify", None),
+    ("POST", "/disable", None),
+    ("POST", "/reactivate", None),
+    ("POST", "/set-default", None),
+    ("PUT", "/dependents/model/m1", None),
+    ("DELETE", "/dependents/model/m1", None),
+]
+
+
+async def test_viewer_writes_are_404_unless_visible_then_403(client, make_caller) -> None:
+    """Visibility before role: a connection the viewer cannot see is a 404 exactly as a
+    member gets it (nothing revealed); one they can see is a 403 (role too low)."""
+    admin = await make_caller(Role.admin)
+    creator = await make_caller(Role.member, workspace=admin.workspace_slug)
+    member = await make_caller(Role.member, workspace=admin.workspace_slug)
+    viewer = await make_caller(Role.viewer, workspace=admin.workspace_slug)
+    stranger = await make_caller(Role.admin)
+
+    async def make(caller, **extra: str) -> str:
+        resp = await client.post(
+            "/api/v1/connections", json={**BODY, **extra}, headers=caller.headers
+        )
+        assert resp.status_code == 201, resp.text
+        return str(resp.json()["id"])
+
+    foreign = await make(stranger, visibility="global")
+    private = await make(creator)
+    shared = await make(admin, visibility="global")
+    for cid in (private, shared):
+        await client.put(f"/api/v1/connections/{cid}/dependents/model/m1", headers=admin.headers)
+    unseen = {
+        "another workspace's": foreign,
+        "another user's private": private,
+        "unknown": str(uuid.uuid4()),
+    }
+    for method, path, payload in WRITES:
+        for case, cid in unseen.items():
+            url = f"/api/v1/connections/{cid}{path}"
+            resp = await client.request(method, url, headers=viewer.headers, json=payload)
+            assert resp.status_code == 404, (method, path, case, resp.text)
+            as_member = await client.request(method, url, headers=member.headers, json=payload)
+            assert as_member.status_code == 404, (method, path, case)
+            assert resp.json() == as_member.json(), (method, path, case)
+        url = f"/api/v1/connections/{shared}{path}"
+        resp = await client.request(method, url, headers=viewer.headers, json=payload)
+        assert resp.status_code == 403, (method, path, resp.text)
+        assert resp.json()["detail"] == "This action needs the member role"
+    # Reads stay reads: edit-settings needs no role, but the same visibility.
+    for cid in unseen.values():
+        resp = await client.get(f"/api/v1/connections/{cid}/edit-settings", headers=viewer.headers)
+        assert resp.status_code == 404
+    resp = await client.get(f"/api/v1/connections/{shared}/edit-settings", headers=viewer.headers)
+    assert resp.status_code == 200
+    # Nothing the viewer sent changed anything.
+    for caller, cid in ((stranger, foreign), (creator, private), (admin, shared)):
+        got = (await client.get(f"/api/v1/connections/{cid}", headers=caller.headers)).json()
+        assert got["name"] == BODY["name"] and got["status"] == "needs_verification"
+    for cid in (private, shared):
+        deps = await client.get(f"/api/v1/connections/{cid}/dependents", headers=admin.headers)
+        assert [d["ref"] for d in deps.json()["dependents"]] == ["m1"]
+
+
+async def test_viewer_create_is_still_403(client, make_caller) -> None:
+    admin = await make_caller(Role.admin)
+    viewer = await make_caller(Role.viewer, workspace=admin.workspace_slug)
+    resp = await client.post("/api/v1/connections", json=BODY, headers=viewer.headers)
+    assert resp.status_code == 403
+    assert resp.json()["detail"] == "This action needs the member role"

@@ -40,8 +40,33 @@ _SLUG_RE = re.compile(SLUG_PATTERN)
 
 
 def require(principal: Principal, role: Role) -> None:
+    """403 unless the caller has ``role``: for actions on no object yet (creates)."""
     if not principal.can(role):
         raise Forbidden(f"This action needs the {role.value} role")
+
+
+async def require_on(
+    session: AsyncSession, principal: Principal, role: Role, connection_id: uuid.UUID
+) -> None:
+    """``require`` for an action on one connection: first 404 unless the caller can see it
+    (another workspace's, another user's private one, or none: as for any role), then 403 if
+    their role falls short. The look-up runs only when it does, so a member's or admin's
+    request costs no extra query (their action's own look-up answers the 404)."""
+    if principal.can(role):
+        return
+    await get(session, principal, connection_id)
+    require(principal, role)
+
+
+async def require_on_read(
+    reader: Reader, principal: Principal, role: Role, connection_id: uuid.UUID
+) -> None:
+    """``require_on`` for actions that use a ``Reader`` and no session (verify); closes it."""
+    if principal.can(role):
+        return
+    async with reader:
+        await view(reader, principal, connection_id=connection_id)
+    require(principal, role)
 
 
 async def list_connections(reader: Reader, principal: Principal, query: ListQuery) -> Page:
@@ -244,7 +269,7 @@ async def update(
     registry: ProviderRegistry,
     envelope: Envelope,
 ) -> Connection:
-    require(principal, Role.member)
+    await require_on(session, principal, Role.member, connection_id)
     conn = await get(session, principal, connection_id, for_update=True)
     spec = registry.get(conn.provider)
     if patch.provider is not None and patch.provider != conn.provider:
@@ -290,7 +315,7 @@ async def update(
 
 
 async def delete(session: AsyncSession, principal: Principal, connection_id: uuid.UUID) -> None:
-    require(principal, Role.member)
+    await require_on(session, principal, Role.member, connection_id)
     conn = await get(session, principal, connection_id, for_update=True)
     deps = await repo.dependents(session, conn.id)
     if deps:
@@ -313,7 +338,7 @@ async def delete(session: AsyncSession, principal: Principal, connection_id: uui
 async def disable(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID
 ) -> Connection:
-    require(principal, Role.member)
+    await require_on(session, principal, Role.member, connection_id)
     conn = await get(session, principal, connection_id, for_update=True)
     if conn.status != Status.disabled.value:
         conn.status = Status.disabled.value
@@ -325,7 +350,7 @@ async def disable(
 async def reactivate(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID
 ) -> Connection:
-    require(principal, Role.member)
+    await require_on(session, principal, Role.member, connection_id)
     conn = await get(session, principal, connection_id, for_update=True)
     if conn.status != Status.disabled.value:
         raise InvalidState("Only a disabled connection can be reactivated")
@@ -337,7 +362,7 @@ async def reactivate(
 async def set_default(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID
 ) -> Connection:
-    require(principal, Role.member)
+    await require_on(session, principal, Role.member, connection_id)
     conn = await get(session, principal, connection_id)
     if conn.status == Status.disabled.value:
         raise InvalidState("A disabled connection cannot be the default")

@@ -28,8 +28,9 @@ from connhub.workspaces.principal import Principal, Role
 async def prepare(
     runtime: Runtime, principal: Principal, connection_id: uuid.UUID, *, role: Role = Role.member
 ) -> ForUse:
-    """Load what a verification needs; a disabled connection cannot be used (400)."""
-    service.require(principal, role)
+    """Load what a verification needs: 404 unless the caller can see the connection, 403
+    below ``role``; a disabled connection cannot be used (400)."""
+    await service.require_on_read(runtime.reader(), principal, role, connection_id)
     conn = await service.for_use(runtime.reader(), runtime.envelope, principal, connection_id)
     if conn.status == Status.disabled.value:
         raise InvalidState("Connection is disabled; reactivate it first")

@@ -47,7 +47,7 @@ async def put(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID, kind: str, ref: str
 ) -> tuple[Dependent, bool]:
     """Register (kind, ref) on the connection; returns it and whether it is new."""
-    connections.require(principal, Role.member)
+    await connections.require_on(session, principal, Role.member, connection_id)
     check(kind, ref)
     conn = await connections.get(session, principal, connection_id)
     existing = await repo.get(session, conn.id, kind, ref)
@@ -73,7 +73,7 @@ async def put(
 async def remove(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID, kind: str, ref: str
 ) -> None:
-    connections.require(principal, Role.member)
+    await connections.require_on(session, principal, Role.member, connection_id)
     check(kind, ref)
     conn = await connections.get(session, principal, connection_id)
     if not await repo.remove(session, conn.id, kind, ref):

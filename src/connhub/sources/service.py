@@ -106,6 +106,16 @@ async def get(
     return conn
 
 
+async def _require_member_on(
+    session: AsyncSession, principal: Principal, source_id: uuid.UUID
+) -> None:
+    """As ``connections.require_on`` for a source: 404 unless the caller can see it (another
+    workspace's, or none), then 403 below member; the look-up runs only for a viewer."""
+    if not principal.can(Role.member):
+        await get(session, principal, source_id)
+        connections.require(principal, Role.member)
+
+
 async def _shared_connection(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID
 ) -> Connection:
@@ -187,7 +197,7 @@ async def update(
     registry: ProviderRegistry,
     envelope: Envelope,
 ) -> Connection:
-    connections.require(principal, Role.member)
+    await _require_member_on(session, principal, source_id)
     conn = await get(session, principal, source_id, for_update=True)
     if changes.source_type is not None and changes.source_type != conn.provider:
         raise ImmutableField("source_type cannot be changed", field="source_type")
@@ -226,7 +236,7 @@ async def _move_reference(
 
 async def delete(session: AsyncSession, principal: Principal, source_id: uuid.UUID) -> None:
     """Delete, unless models or syncs depend on it (409, and nothing is deleted)."""
-    connections.require(principal, Role.member)
+    await _require_member_on(session, principal, source_id)
     conn = await get(session, principal, source_id, for_update=True)
     await _unrefer(session, conn)
     try:
@@ -249,9 +259,9 @@ async def prepare_stored_test(
     runtime: Runtime, principal: Principal, source_id: uuid.UUID
 ) -> ForUse:
     """Errors (404, 403, 400 disabled) surface here, as JSON, before the stream starts."""
-    require_tester(principal)
     async with runtime.sessions() as session:
         await get(session, principal, source_id)
+    require_tester(principal)
     return await stored_verification.prepare(runtime, principal, source_id)
 
 

@@ -131,3 +131,46 @@ async def test_body_too_large_is_413_in_face_shape(client, admin) -> None:
     resp = await client.post(sources_url(admin), json=big, headers=source_headers(admin))
     assert resp.status_code == 413
     assert set(resp.json()) == {"error"}
+
+
+async def test_viewer_writes_on_unseen_sources_are_404(
+    client, admin, make_caller, make_source
+) -> None:
+    """Visibility before role: another workspace's source, a shared connection that is no
+    source, or an unknown id is a 404 for a viewer as for a member; a source of their own
+    workspace is a 403 (see above)."""
+    viewer = await make_caller(Role.viewer, workspace=admin.workspace_slug)
+    member = await make_caller(Role.member, workspace=admin.workspace_slug)
+    stranger = await make_caller(Role.admin)
+    foreign = await make_source(stranger)
+    shared = await client.post(
+        "/api/v1/connections",
+        json={
+            "name": "Shared",
+            "provider": "postgres",
+            "config": {"host": "h.example.com", "database": "d", "username": "u"},
+            "credentials": {"password": "pw-123456"},
+            "visibility": "global",
+        },
+        headers=admin.headers,
+    )
+    assert shared.status_code == 201
+    own = await make_source(admin)
+    writes = [("PUT", "", {"name": "x"}), ("DELETE", "", None), ("POST", "/test", None)]
+    for method, suffix, payload in writes:
+        for sid in (foreign["id"], shared.json()["id"], str(uuid.uuid4())):
+            url = sources_url(viewer, f"/{sid}{suffix}")
+            resp = await client.request(method, url, headers=source_headers(viewer), json=payload)
+            assert resp.status_code == 404, (method, suffix, sid, resp.text)
+            as_member = await client.request(
+                method, url, headers=source_headers(member), json=payload
+            )
+            assert as_member.status_code == 404 and resp.json() == as_member.json()
+        url = sources_url(viewer, f"/{own['id']}{suffix}")
+        resp = await client.request(method, url, headers=source_headers(viewer), json=payload)
+        assert resp.status_code == 403, (method, suffix)
+        assert resp.json() == {"error": "This action needs the member role"}
+    after = await client.get(
+        sources_url(stranger, f"/{foreign['id']}"), headers=source_headers(stranger)
+    )
+    assert after.json() == foreign
