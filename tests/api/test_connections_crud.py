@@ -87,10 +87,19 @@ async def test_explicit_slug_clash_is_409(client, admin) -> None:
     assert resp.json()["code"] == "conflict"
 
 
-@pytest.mark.parametrize("bad", ["Upper", "has space", "trailing-", "-lead", "x" * 256, "ü"])
+@pytest.mark.parametrize("bad", ["Upper", "has space", "x" * 256, "ü", "a_b", ""])
 async def test_bad_slug_is_422(client, admin, bad: str) -> None:
     resp = await client.post("/api/v1/connections", json=pg_body(slug=bad), headers=admin.headers)
     assert resp.status_code == 422
+
+
+@pytest.mark.parametrize("good", ["trailing-", "-lead", "a--b", "42"])
+async def test_any_slug_the_contract_allows_is_taken(client, admin, good: str) -> None:
+    """API.md: lower-case ``[a-z0-9-]+``; a client may choose more than slugify would make."""
+    resp = await client.post("/api/v1/connections", json=pg_body(slug=good), headers=admin.headers)
+    assert resp.status_code == 201 and resp.json()["slug"] == good
+    by_slug = await client.get(f"/api/v1/connections/slug/{good}", headers=admin.headers)
+    assert by_slug.status_code == 200 and by_slug.json()["id"] == resp.json()["id"]
 
 
 async def test_missing_required_config_is_400_naming_field(client, admin) -> None:

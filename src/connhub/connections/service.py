@@ -29,14 +29,14 @@ from connhub.connections.schemas import (
 from connhub.errors import BadRequest, Conflict, Forbidden, ImmutableField, InvalidState, NotFound
 from connhub.kit.crypto import Envelope
 from connhub.kit.db import Reader
-from connhub.kit.slugs import SLUG_PATTERN, slugify
+from connhub.kit.slugs import CONNECTION_SLUG_PATTERN, slugify
 from connhub.models import Connection
 from connhub.models.base import utcnow
 from connhub.providers.registry import ProviderRegistry
 from connhub.secrets import service as secrets
 from connhub.workspaces.principal import Principal, Role
 
-_SLUG_RE = re.compile(SLUG_PATTERN)
+_SLUG_RE = re.compile(CONNECTION_SLUG_PATTERN)
 
 
 def require(principal: Principal, role: Role) -> None:

@@ -10,6 +10,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from connhub.connections.schemas import Page, Visibility
+from connhub.kit.slugs import CONNECTION_SLUG_PATTERN
 from connhub.models import Connection
 
 ProviderName = Literal[
@@ -52,7 +53,7 @@ class ConnectionCreate(BaseModel):
     visibility: Visibility = Visibility.private
     templateId: str | None = Field(default=None, max_length=255)
     slug: str | None = Field(
-        default=None, min_length=1, max_length=255, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+        default=None, min_length=1, max_length=255, pattern=CONNECTION_SLUG_PATTERN
     )
 
 
