@@ -102,6 +102,42 @@ async def test_any_slug_the_contract_allows_is_taken(client, admin, good: str) -
     assert by_slug.status_code == 200 and by_slug.json()["id"] == resp.json()["id"]
 
 
+async def test_http_api_auth_mode_needs_its_fields_on_create_and_patch(client, admin) -> None:
+    base = {"name": "api", "provider": "http_api"}
+    url = "/api/v1/connections"
+    basic = {"baseUrl": "https://api.example.com", "authMode": "basic"}
+    missing_user = await client.post(
+        url,
+        json={**base, "config": basic, "credentials": {"password": "pw"}},
+        headers=admin.headers,
+    )
+    assert missing_user.status_code == 400 and "config.username" in missing_user.json()["detail"]
+    keyless = {**base, "config": {"baseUrl": "https://api.example.com"}, "credentials": {}}
+    missing_key = await client.post(url, json=keyless, headers=admin.headers)
+    assert missing_key.status_code == 400 and "credentials.apiKey" in missing_key.json()["detail"]
+
+    created = await client.post(
+        url,
+        json={**base, "config": {**basic, "username": "u"}, "credentials": {"password": "pw"}},
+        headers=admin.headers,
+    )
+    assert created.status_code == 201, created.text
+    cid = created.json()["id"]
+    # Switching to header auth without an API key is refused, and nothing changes.
+    switched = await client.patch(
+        f"{url}/{cid}", json={"config": {"authMode": "header"}}, headers=admin.headers
+    )
+    assert switched.status_code == 400 and "credentials.apiKey" in switched.json()["detail"]
+    assert (await client.get(f"{url}/{cid}", headers=admin.headers)).json() == created.json()
+    switched = await client.patch(
+        f"{url}/{cid}",
+        json={"config": {"authMode": "header"}, "credentials": {"apiKey": "k", "password": None}},
+        headers=admin.headers,
+    )
+    assert switched.status_code == 200, switched.text
+    assert switched.json()["config"]["authMode"] == "header"
+
+
 async def test_missing_required_config_is_400_naming_field(client, admin) -> None:
     body = pg_body()
     del body["config"]["host"]

@@ -422,6 +422,30 @@ def test_http_api_auth_follows_config() -> None:
     assert http_api.http.verify_url(config) == "https://a.example.com/me"
 
 
+def test_http_api_selected_auth_needs_its_fields() -> None:
+    """API.md section 4: ``apiKey`` and/or ``password``, with ``username`` for basic auth."""
+    http_api = spec("http_api")
+
+    def check(config: dict[str, Any], credentials: dict[str, str]) -> None:
+        clean = http_api.validate_config({"baseUrl": "https://api.example.com", **config})
+        http_api.check_selected_auth(clean, credentials)
+
+    check({}, {"apiKey": "k"})  # header, the default
+    check({"authMode": "bearer"}, {"apiKey": "k"})
+    check({"authMode": "basic", "username": "u"}, {"password": "p"})
+    check({"authMode": "none"}, {})
+    for config, credentials, missing in (
+        ({}, {}, "credentials.apiKey"),
+        ({"authMode": "bearer"}, {"password": "p"}, "credentials.apiKey"),
+        ({"authMode": "basic"}, {"password": "p"}, "config.username"),
+        ({"authMode": "basic", "username": "u"}, {"apiKey": "k"}, "credentials.password"),
+    ):
+        with pytest.raises(InvalidProviderFields) as info:
+            check(config, credentials)
+        assert info.value.field == missing, (config, credentials)
+    spec("postgres").check_selected_auth({}, {})  # no selector: nothing to check
+
+
 # -- public schema ---------------------------------------------------------------------------
 
 

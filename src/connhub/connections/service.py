@@ -172,6 +172,7 @@ async def create(
     spec = registry.get(provider)
     clean_config = spec.validate_config(config or {})
     clean_credentials = spec.validate_credentials(credentials)
+    spec.check_selected_auth(clean_config, clean_credentials)
     if slug is not None:
         if not _SLUG_RE.fullmatch(slug):
             raise BadRequest(
@@ -287,6 +288,7 @@ async def update(
                 merged[key] = value
         conn.config = spec.validate_config(merged)
         _needs_verification(conn)
+    stored: dict[str, str] | None = None
     if patch.credentials is not None:
         spec.validate_credentials(patch.credentials, partial=True)
         stored = await secrets.load(
@@ -307,6 +309,12 @@ async def update(
         )
         conn.credential_keys = sorted(stored)
         _needs_verification(conn)
+    if spec.selects_auth and (patch.config is not None or stored is not None):
+        if stored is None:
+            stored = await secrets.load(
+                session, envelope, workspace_id=conn.workspace_id, connection_id=conn.id
+            )
+        spec.check_selected_auth(conn.config, stored)
     if patch.config is not None or patch.credentials is not None:
         _retire_sessions(session, conn.id)
     _touch(conn, principal)

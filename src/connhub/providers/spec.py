@@ -524,6 +524,30 @@ class ProviderSpec(_Model):
             choices = ", ".join(" + ".join(m.credentials) for m in self.auth_modes)
             raise _bad(f"credentials: provide exactly one of: {choices}", "credentials")
 
+    @property
+    def selects_auth(self) -> bool:
+        """Whether a config field picks the auth variant (``http.auth_select``)."""
+        return self.http is not None and self.http.auth_select is not None
+
+    def check_selected_auth(
+        self, config: Mapping[str, Any], credentials: Mapping[str, Any]
+    ) -> None:
+        """The fields the selected auth variant uses are present (e.g. http_api's
+        ``authMode: basic`` needs ``config.username`` and ``credentials.password``). Checked
+        on the stored whole, after defaults, so a PATCH cannot leave a half-set variant."""
+        if self.http is None or self.http.auth_select is None:
+            return
+        selector = self.http.auth_select
+        variant = self.http.select_auth(config)
+        for name in variant.fields.values():
+            in_config = self.config_field(name) is not None
+            where, values = ("config", config) if in_config else ("credentials", credentials)
+            if values.get(name) in (None, ""):
+                raise _bad(
+                    f"{where}.{name} is required when config.{selector} is {config[selector]}",
+                    f"{where}.{name}",
+                )
+
     def active_auth_mode(self, credentials: Mapping[str, Any]) -> AuthMode | None:
         """The auth mode a complete credential set satisfies (``None`` without modes)."""
         present = {k for k, v in credentials.items() if v is not None and v != ""}
