@@ -8,8 +8,12 @@ against the targets; each comparison is measured in interleaved rounds (medians 
 every round shown).
 
     .venv/bin/python bench/bench_api.py [--store postgres|sqlite|both] [--seconds 10] [--rounds 3]
+                                        [--rate-limit off|on]
 
-Both stores by default, PostgreSQL (production) first.
+Both stores by default, PostgreSQL (production) first. Rate limiting is off in the servers
+(``CONNHUB_RATE_LIMIT_ENABLED=false``): wrk's load would be refused with 429s after the first
+burst, and the figures are the endpoints'. ``--rate-limit on`` keeps it on with limits no run
+reaches, to measure what the limiter adds to each request.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from connhub.kit.db import sync_url
 from connhub.models import Connection
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+UNREACHABLE_LIMIT = str(10**9)  # per minute and per second, for --rate-limit on
 
 
 def seed(url: str, workspace_id: uuid.UUID, user_id: uuid.UUID, n: int) -> list[uuid.UUID]:
@@ -148,12 +153,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--big", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate-limit", choices=["off", "on"], default="off")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
+    rate_limit = args.rate_limit == "on"
+    if rate_limit:
+        print(f"rate limiting ON (limits {UNREACHABLE_LIMIT}/min, /s: never reached)")
+    else:
+        print("rate limiting disabled (CONNHUB_RATE_LIMIT_ENABLED=false): endpoint figures only")
     # PostgreSQL first: the production store, where the targets are meant to hold.
     for store in ("postgres", "sqlite") if args.store == "both" else (args.store,):
-        bench_store(store, args.seconds, args.big, args.rounds)
+        bench_store(store, args.seconds, args.big, args.rounds, rate_limit)
 
 
 @contextmanager
@@ -178,21 +189,33 @@ def store_for(store: str) -> Iterator[tuple[Path, str]]:
                 c.execute(f'DROP DATABASE "{pg_db}" WITH (FORCE)')
 
 
-def server_env(home: Path, url: str) -> dict[str, str]:
+def server_env(home: Path, url: str, rate_limit: bool) -> dict[str, str]:
+    limits = (
+        {
+            "CONNHUB_RATE_LIMIT_ENABLED": "true",
+            "CONNHUB_RATE_LIMIT_PER_MINUTE": UNREACHABLE_LIMIT,
+            "CONNHUB_RATE_LIMIT_BURST_PER_SECOND": UNREACHABLE_LIMIT,
+            "CONNHUB_CONNECTIONS_RATE_LIMIT_PER_MINUTE": UNREACHABLE_LIMIT,
+            "CONNHUB_CONNECTIONS_RATE_LIMIT_BURST_PER_SECOND": UNREACHABLE_LIMIT,
+        }
+        if rate_limit
+        else {"CONNHUB_RATE_LIMIT_ENABLED": "false"}
+    )
     return {
         **os.environ,
         "CONNHUB_HOME": str(home),
         "CONNHUB_DATABASE_URL": url,
         "CONNHUB_LOG_LEVEL": "WARNING",
+        **limits,
     }
 
 
-def bench_store(store: str, seconds: int, big_rows: int, rounds: int) -> None:
+def bench_store(store: str, seconds: int, big_rows: int, rounds: int, rate_limit: bool) -> None:
     with store_for(store) as (home, url):
         settings = Settings(home=home, database_url=url)
         small_token, small_ws, small_user = asyncio.run(make_tenant(settings, "small"))
         ids = seed(url, small_ws, small_user, 1000)
-        with served(server_env(home, url)) as (base, _pid):
+        with served(server_env(home, url, rate_limit)) as (base, _pid):
             endpoints_vs_bare(store, base, small_token, ids, seconds, rounds)
             small_paths = cursor_paths(base, small_token, 50, 20)
             with store_for(store) as (big_home, big_url):
@@ -201,7 +224,7 @@ def bench_store(store: str, seconds: int, big_rows: int, rounds: int) -> None:
                 started = time.perf_counter()
                 seed(big_url, big_ws, big_user, big_rows)
                 print(f"  seeded {big_rows} connections in {time.perf_counter() - started:.1f} s")
-                with served(server_env(big_home, big_url)) as (big_base, _big_pid):
+                with served(server_env(big_home, big_url, rate_limit)) as (big_base, _big_pid):
                     big_paths = cursor_paths(big_base, big_token, 50, 200)
                     cursor_small_vs_big(
                         (base, small_token, small_paths),

@@ -30,7 +30,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = await build_runtime(settings)
-        app.state.rate_limiter = build_limiter(settings, app.state.runtime.engine)
+        engine = app.state.runtime.engine
+        app.state.rate_limiter = build_limiter(settings, engine)  # the Sources face
+        app.state.connections_rate_limiter = build_limiter(
+            settings,
+            engine,
+            per_minute=settings.connections_rate_limit_per_minute,
+            burst_per_second=settings.connections_rate_limit_burst_per_second,
+        )
         # Everything built so far lives as long as the process: keep the cyclic GC from
         # re-scanning it on every collection (shorter pauses under load).
         gc.collect()

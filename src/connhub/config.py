@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 100
     rate_limit_burst_per_second: int = 20
     rate_limit_enabled: bool = True
+    # The Sources face's limits above are its contract's (API.md section 2). The Connections
+    # API's contract has a 429 but names no figures; a product's backend is its usual caller.
+    connections_rate_limit_per_minute: int = 1200
+    connections_rate_limit_burst_per_second: int = 50
 
     @field_validator("egress_allow", mode="before")
     @classmethod

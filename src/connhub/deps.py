@@ -1,16 +1,19 @@
-"""FastAPI dependencies as ``Annotated`` aliases: the runtime, a session, the caller."""
+"""FastAPI dependencies as ``Annotated`` aliases: the runtime, a session, the caller; and
+what every face's rate limit shares (``count_request``, ``rate_quota``, ``quota_headers``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Mapping
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
 
 from connhub.connections import service as connections
 from connhub.errors import Unauthorized
 from connhub.query import pool
+from connhub.ratelimit import Quota, RateLimiter
 from connhub.runtime import Runtime
 from connhub.workspaces.principal import Principal
 from connhub.workspaces.service import hash_token, resolve_principal
@@ -75,3 +78,34 @@ async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def count_request(request: Request, bucket: str, *, limiter: str = "rate_limiter") -> None:
+    """Count the request against ``bucket`` (e.g. ``sources:{workspace_id}``) with the app's
+    limiter of that name (each face has its own limits).
+
+    Raises ``RateLimited`` (429 with ``Retry-After`` and ``X-RateLimit-*``) once the bucket's
+    allowance is spent; otherwise keeps the quota on the request (``rate_quota``) for the
+    response's ``X-RateLimit-*`` headers. Does nothing when rate limiting is off.
+    """
+    state = request.app.state
+    counter: RateLimiter | None = getattr(state, limiter, None)
+    if counter is not None:
+        # The statement pool (PostgreSQL) takes shared buckets at a fifth of the engine's cost.
+        statements = state.runtime.statement_pool
+        request.state.rate_quota = await counter.hit(bucket, statements=statements)
+
+
+def rate_quota(scope: Mapping[str, Any]) -> Quota | None:
+    """The quota ``count_request`` kept for this request (its ASGI scope), if it counted it."""
+    state: dict[str, Any] | None = scope.get("state")
+    quota: Quota | None = state.get("rate_quota") if state else None
+    return quota
+
+
+def quota_headers(request: Request, response: Response) -> Response:
+    """``response`` with the request's ``X-RateLimit-*`` headers, if it was counted."""
+    quota = rate_quota(request.scope)
+    if quota is not None:
+        response.headers.update(quota.headers())
+    return response

@@ -175,6 +175,77 @@ async def test_bad_list_params_are_422(client, admin) -> None:
         assert resp.status_code == 422, params
 
 
+async def test_bracket_aliases_are_validated_like_the_plain_params(client, admin) -> None:
+    """``status[]``/``provider[]`` (the contract's array style) take the same values and the
+    same maximum counts as ``status``/``provider``, and fail with the same 422 at their name."""
+
+    async def detail(query: str) -> list[dict[str, object]]:
+        resp = await client.get(f"/api/v1/connections?{query}", headers=admin.headers)
+        assert resp.status_code == 422, query
+        items: list[dict[str, object]] = resp.json()["detail"]
+        assert all(set(item) == {"loc", "msg", "type"} for item in items), items
+        return items
+
+    plain = await detail("status=active&status=weird")
+    assert plain[0]["loc"] == ["query", "status", 1] and plain[0]["type"] == "literal_error"
+    assert await detail("status[]=active&status[]=weird") == [
+        {**plain[0], "loc": ["query", "status[]", 1]}
+    ]
+    assert await detail("status[]=weird") == [{**plain[0], "loc": ["query", "status[]", 0]}]
+    for name, most in (("status", 10), ("provider", 100)):
+        value = "active" if name == "status" else "s3"
+        too_many = [
+            await detail("&".join([f"{key}={value}"] * (most + 1))) for key in (name, f"{name}[]")
+        ]
+        assert too_many[0] == [
+            {
+                "loc": ["query", name],
+                "msg": f"List should have at most {most} items after validation, not {most + 1}",
+                "type": "too_long",
+            }
+        ]
+        assert too_many[1] == [{**too_many[0][0], "loc": ["query", f"{name}[]"]}]
+    # At most that many each: both spellings together may carry twice as many.
+    both = "&".join(["status=active"] * 10 + ["status[]=needs_verification"] * 10)
+    assert (await client.get(f"/api/v1/connections?{both}", headers=admin.headers)).is_success
+
+
+async def test_bracket_aliases_filter(client, admin) -> None:
+    await seed(client, admin, ["a", "b"])
+    await seed(client, admin, ["c"], provider="mysql")
+
+    async def total(params: dict[str, object]) -> int:
+        resp = await client.get("/api/v1/connections", params=params, headers=admin.headers)
+        assert resp.status_code == 200, resp.text
+        found: int = resp.json()["total"]
+        return found
+
+    assert await total({"status[]": "needs_verification"}) == 3
+    assert await total({"status[]": ["active", "error"]}) == 0
+    assert await total({"status": "active", "status[]": "needs_verification"}) == 3
+    assert await total({"provider[]": "mysql", "status[]": "needs_verification"}) == 1
+    assert await total({"provider": "mysql", "provider[]": "postgres"}) == 3
+
+
+async def test_bracket_aliases_are_documented(client) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    params = {p["name"]: p for p in spec["paths"]["/api/v1/connections/"]["get"]["parameters"]}
+    assert params["status[]"]["in"] == "query"
+    assert params["status[]"]["schema"] == {
+        "type": "array",
+        "items": {
+            "type": "string",
+            "enum": ["needs_verification", "active", "error", "expired", "disabled"],
+        },
+        "maxItems": 10,
+    }
+    assert params["provider[]"]["schema"] == {
+        "type": "array",
+        "items": {"type": "string"},
+        "maxItems": 100,
+    }
+
+
 async def test_users_map_covers_updaters(client, make_caller) -> None:
     admin = await make_caller(Role.admin)
     member = await make_caller(Role.member, workspace=admin.workspace_slug)

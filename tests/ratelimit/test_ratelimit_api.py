@@ -4,14 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import httpx
-import pytest
-
-from connhub.app import create_app
-from connhub.config import Settings
 from connhub.workspaces.principal import Role
 
 Client = Callable[..., Any]
@@ -23,35 +18,6 @@ def headers(caller: Any) -> dict[str, str]:
 
 def url(caller: Any) -> str:
     return f"/api/v1/workspaces/{caller.workspace_id}/sources"
-
-
-@pytest.fixture
-async def limited(settings: Settings, runtime: object) -> AsyncIterator[Callable[..., Any]]:
-    """Start an app with rate limits on; ``runtime`` makes the suite clean the tables after."""
-    stack: list[Any] = []
-
-    async def start(per_minute: int, burst: int) -> httpx.AsyncClient:
-        app = create_app(
-            settings.model_copy(
-                update={
-                    "rate_limit_enabled": True,
-                    "rate_limit_per_minute": per_minute,
-                    "rate_limit_burst_per_second": burst,
-                }
-            )
-        )
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://connhub.test"
-        )
-        stack.append((lifespan, client))
-        return client
-
-    yield start
-    for lifespan, client in reversed(stack):
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
 
 
 async def test_burst_is_429_with_retry_after(limited, make_caller) -> None:
@@ -120,9 +86,14 @@ async def test_streams_carry_the_headers_too(limited, make_caller) -> None:
     assert resp.headers["X-RateLimit-Remaining"] == "99"
 
 
-async def test_other_faces_are_not_limited(limited, make_caller) -> None:
+async def test_the_connections_face_counts_in_its_own_bucket(limited, make_caller) -> None:
+    """The Connections API is limited too (test_ratelimit_connections), but apart: spending
+    the Sources allowance leaves the workspace's Connections allowance whole."""
     caller = await make_caller(Role.admin)
-    client = await limited(per_minute=1, burst=1)
-    for _ in range(5):
-        resp = await client.get("/api/v1/connections", headers=caller.headers)
-        assert resp.status_code == 200
+    client = await limited(per_minute=2, burst=20)
+    for _ in range(2):
+        assert (await client.get(url(caller), headers=headers(caller))).status_code == 200
+    assert (await client.get(url(caller), headers=headers(caller))).status_code == 429
+    resp = await client.get("/api/v1/connections", headers=caller.headers)
+    assert resp.status_code == 200
+    assert resp.headers["X-RateLimit-Remaining"] == "1"

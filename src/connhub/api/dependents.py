@@ -17,14 +17,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
 
+from connhub.api.connections.limits import CallerDep, LimitedRoute
 from connhub.dependents import service
 from connhub.dependents.service import KIND_PATTERN, REF_MAX
-from connhub.deps import PrincipalDep, SessionDep
+from connhub.deps import SessionDep
 from connhub.kit.db import commit
 from connhub.kit.responses import JSONResponse
 from connhub.models import Dependent
 
-router = APIRouter(prefix="/api/v1/connections", tags=["dependents"])
+router = APIRouter(prefix="/api/v1/connections", tags=["dependents"], route_class=LimitedRoute)
 
 Kind = Annotated[
     str,
@@ -64,7 +65,7 @@ def to_wire(dependent: Dependent) -> dict[str, Any]:
     summary="List Connection Dependents",
 )
 async def list_dependents(
-    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+    connection_id: uuid.UUID, session: SessionDep, principal: CallerDep
 ) -> Response:
     rows = await service.list_for(session, principal, connection_id)
     return JSONResponse({"dependents": [to_wire(d) for d in rows]})
@@ -77,7 +78,7 @@ async def list_dependents(
     summary="Register Connection Dependent",
 )
 async def put_dependent(
-    connection_id: uuid.UUID, kind: Kind, ref: Ref, session: SessionDep, principal: PrincipalDep
+    connection_id: uuid.UUID, kind: Kind, ref: Ref, session: SessionDep, principal: CallerDep
 ) -> Response:
     dependent, created = await service.put(session, principal, connection_id, kind, ref)
     body = to_wire(dependent)  # read before commit: the row is not reloaded afterwards
@@ -92,7 +93,7 @@ async def put_dependent(
     summary="Remove Connection Dependent",
 )
 async def delete_dependent(
-    connection_id: uuid.UUID, kind: Kind, ref: Ref, session: SessionDep, principal: PrincipalDep
+    connection_id: uuid.UUID, kind: Kind, ref: Ref, session: SessionDep, principal: CallerDep
 ) -> Response:
     await service.remove(session, principal, connection_id, kind, ref)
     await commit(session)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -57,10 +58,14 @@ class RateLimiter:
             Bucket(f"{key}:m", self.per_minute, self.per_minute / 60.0),
         )
 
-    async def hit(self, key: str) -> Quota:
-        """Take one request from ``key``'s allowance, or raise ``RateLimited`` (429)."""
+    async def hit(self, key: str, *, statements: Any | None = None) -> Quota:
+        """Take one request from ``key``'s allowance, or raise ``RateLimited`` (429).
+
+        ``statements``: the runtime's asyncpg statement pool (``Runtime.statement_pool``), for
+        the shared buckets' statement (see ``store.SqlBucketStore``); ``None``: the engine.
+        """
         burst, sustained = self.buckets(key)
-        take = await self.store.take(burst, sustained)
+        take = await self.store.take(burst, sustained, statements=statements)
         if not take.allowed:
             raise RateLimited(
                 "Rate limit exceeded; retry after the Retry-After delay",
@@ -76,8 +81,15 @@ class RateLimiter:
         )
 
 
-def build_limiter(settings: Settings, engine: AsyncEngine) -> RateLimiter | None:
-    """The limiter for this process, or ``None`` when rate limiting is switched off."""
+def build_limiter(
+    settings: Settings,
+    engine: AsyncEngine,
+    *,
+    per_minute: int | None = None,
+    burst_per_second: int | None = None,
+) -> RateLimiter | None:
+    """A limiter for this process (the settings' Sources limits unless given others), or
+    ``None`` when rate limiting is switched off."""
     if not settings.rate_limit_enabled:
         return None
     store: BucketStore
@@ -87,6 +99,6 @@ def build_limiter(settings: Settings, engine: AsyncEngine) -> RateLimiter | None
         store = MemoryBucketStore()
     return RateLimiter(
         store,
-        per_minute=settings.rate_limit_per_minute,
-        burst_per_second=settings.rate_limit_burst_per_second,
+        per_minute=per_minute or settings.rate_limit_per_minute,
+        burst_per_second=burst_per_second or settings.rate_limit_burst_per_second,
     )

@@ -14,6 +14,12 @@ Two stores:
   the row is locked for the update, the refill is computed from the row's latest version
   (never from a stale read), and a refused take changes nothing and returns no row. The clock
   is the database's (``clock_timestamp()``), so processes on hosts with skewed clocks agree.
+  Given the runtime's asyncpg statement pool (``kit.db.open_statement_pool``; the faces pass
+  it), the statement runs there: autocommit (one statement needs no BEGIN/COMMIT round
+  trips) and without waiting for the WAL flush (``synchronous_commit=off``: a crash may
+  forget the last fraction of a second of takes, which only hands out a few requests more).
+  Through the engine (``engine.begin()``, the fallback) a take costs about 600 us of latency
+  and 300 us of CPU here; through the pool about 120 and 60.
 * :class:`MemoryBucketStore` (embedded SQLite: one process by construction): a dict under an
   ``asyncio.Lock``, with ``time.monotonic``.
 """
@@ -23,11 +29,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connhub.kit import prebuilt
 
 EPSILON = 1e-9
 
@@ -67,7 +76,9 @@ class Take:
 
 
 class BucketStore(Protocol):
-    async def take(self, burst: Bucket, sustained: Bucket) -> Take: ...
+    async def take(
+        self, burst: Bucket, sustained: Bucket, *, statements: Any | None = None
+    ) -> Take: ...
 
 
 class MemoryBucketStore:
@@ -81,7 +92,9 @@ class MemoryBucketStore:
         tokens, at = self._levels.get(bucket.key, (bucket.capacity, now))
         return bucket.refill(tokens, now - at)
 
-    async def take(self, burst: Bucket, sustained: Bucket) -> Take:
+    async def take(
+        self, burst: Bucket, sustained: Bucket, *, statements: Any | None = None
+    ) -> Take:
         async with self._lock:
             now = time.monotonic()
             burst_level = self._level(burst, now)
@@ -153,7 +166,10 @@ class SqlBucketStore:
         self._engine = engine
         self._sql = text(TAKE_SQL)
 
-    async def take(self, burst: Bucket, sustained: Bucket) -> Take:
+    async def take(
+        self, burst: Bucket, sustained: Bucket, *, statements: Any | None = None
+    ) -> Take:
+        """``statements``: the runtime's asyncpg statement pool, if any (see the module)."""
         params = {
             "burst_key": burst.key,
             "burst_cap": burst.capacity,
@@ -162,15 +178,21 @@ class SqlBucketStore:
             "sustained_cap": sustained.capacity,
             "sustained_rate": sustained.rate,
         }
-        async with self._engine.begin() as conn:
-            row = (await conn.execute(self._sql, params)).one()
-        now = float(row.now)
-        if row.sustained_left is not None:
-            return Take(True, float(row.sustained_left), 0.0)
-        if row.burst_left is None:
-            level = _level_then(burst, row.burst_was, row.burst_at, now)
+        row: Mapping[Any, Any]
+        if statements is not None:
+            plan = prebuilt.plan(self._sql, self._engine.dialect)
+            async with statements.acquire() as driver:
+                row = await driver.fetchrow(plan.sql, *plan.values(params))
+        else:
+            async with self._engine.begin() as conn:
+                row = (await conn.execute(self._sql, params)).one()._mapping
+        now = float(row["now"])
+        if row["sustained_left"] is not None:
+            return Take(True, float(row["sustained_left"]), 0.0)
+        if row["burst_left"] is None:
+            level = _level_then(burst, row["burst_was"], row["burst_at"], now)
             return Take(False, 0.0, burst.wait_for_one(level))
-        level = _level_then(sustained, row.sustained_was, row.sustained_at, now)
+        level = _level_then(sustained, row["sustained_was"], row["sustained_at"], now)
         return Take(False, 0.0, sustained.wait_for_one(level))
 
 

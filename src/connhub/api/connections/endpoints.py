@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import Field, TypeAdapter, ValidationError
+from starlette.datastructures import QueryParams
 
+from connhub.api.connections.limits import CallerDep, LimitedRoute
 from connhub.api.connections.schemas import (
     ConnectionCreate,
     ConnectionList,
@@ -20,24 +24,61 @@ from connhub.api.connections.schemas import (
 from connhub.connections import service
 from connhub.connections import verify as verification
 from connhub.connections.schemas import ConnectionPatch, ListQuery, Order, SortBy
-from connhub.deps import PrincipalDep, RuntimeDep, SessionDep
+from connhub.deps import RuntimeDep, SessionDep
 from connhub.kit.db import commit
 from connhub.kit.responses import JSONResponse
 
-router = APIRouter(prefix="/api/v1/connections", tags=["connections"])
+router = APIRouter(prefix="/api/v1/connections", tags=["connections"], route_class=LimitedRoute)
 
 ConnectionId = Annotated[uuid.UUID, "connection id"]
 
+MAX_PROVIDERS = 100
+MAX_STATUSES = 10
+
+# The PHP/Rails array style of the list filters (``status[]=active``), as the contract writes
+# it. Not endpoint parameters, so a request without them pays nothing for them: read from the
+# query string only when sent, validated like their plain twins (same values, same maximum
+# count; 422 at ``["query", "status[]", ...]``), and documented through ``openapi_extra``.
+_ALIASES: dict[str, TypeAdapter[list[Any]]] = {
+    "provider[]": TypeAdapter(Annotated[list[str], Field(max_length=MAX_PROVIDERS)]),
+    "status[]": TypeAdapter(Annotated[list[StatusName], Field(max_length=MAX_STATUSES)]),
+}
+_ALIAS_DOCS: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": f"Same as `{name[:-2]}` (array style); both may be sent",
+            "schema": adapter.json_schema(),
+        }
+        for name, adapter in _ALIASES.items()
+    ]
+}
+
+
+def _alias(params: QueryParams, name: str) -> list[Any]:
+    """The values of the bracket alias ``name``, validated (422 when invalid)."""
+    try:
+        return _ALIASES[name].validate_python(params.getlist(name))
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise RequestValidationError(
+            [{**err, "loc": ("query", name, *err["loc"])} for err in errors]
+        ) from None
+
 
 @router.get("", response_model=ConnectionList, include_in_schema=False)
-@router.get("/", response_model=ConnectionList, summary="List Connections")
+@router.get(
+    "/", response_model=ConnectionList, summary="List Connections", openapi_extra=_ALIAS_DOCS
+)
 async def list_connections(
     request: Request,
     runtime: RuntimeDep,
-    principal: PrincipalDep,
+    principal: CallerDep,
     q: Annotated[str | None, Query(max_length=255, description="Search by name or slug")] = None,
-    provider: Annotated[list[str] | None, Query(max_length=100)] = None,
-    status: Annotated[list[StatusName] | None, Query(max_length=10)] = None,
+    provider: Annotated[list[str] | None, Query(max_length=MAX_PROVIDERS)] = None,
+    status: Annotated[list[StatusName] | None, Query(max_length=MAX_STATUSES)] = None,
     sort_by: SortBy = SortBy.name,
     order: Order = Order.asc,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -46,9 +87,13 @@ async def list_connections(
         str | None, Query(max_length=1024, description="If present, switches to cursor mode")
     ] = None,
 ) -> Response:
-    # Accept the PHP/Rails array style too (``provider[]=s3``), as the contract writes it.
-    providers = list(provider or []) + request.query_params.getlist("provider[]")
-    statuses = list(status or []) + request.query_params.getlist("status[]")
+    params = request.query_params
+    providers = list(provider or [])
+    if "provider[]" in params:
+        providers += _alias(params, "provider[]")
+    statuses = list(status or [])
+    if "status[]" in params:
+        statuses += _alias(params, "status[]")
     query = ListQuery(
         q=q or None,
         providers=tuple(providers),
@@ -69,7 +114,7 @@ async def list_connections(
 @router.post("", response_model=ConnectionOut, status_code=201, include_in_schema=False)
 @router.post("/", response_model=ConnectionOut, status_code=201, summary="Create Connection")
 async def create_connection(
-    body: ConnectionCreate, session: SessionDep, principal: PrincipalDep, runtime: RuntimeDep
+    body: ConnectionCreate, session: SessionDep, principal: CallerDep, runtime: RuntimeDep
 ) -> Response:
     conn = await service.create(
         session,
@@ -90,7 +135,7 @@ async def create_connection(
 
 @router.get("/slug/{slug}", response_model=ConnectionOut, summary="Get Connection By Slug")
 async def get_by_slug(
-    slug: Annotated[str, "slug"], runtime: RuntimeDep, principal: PrincipalDep
+    slug: Annotated[str, "slug"], runtime: RuntimeDep, principal: CallerDep
 ) -> Response:
     async with runtime.reader() as reader:
         conn = await service.view(reader, principal, slug=slug)
@@ -99,7 +144,7 @@ async def get_by_slug(
 
 @router.get("/{connection_id}", response_model=ConnectionOut, summary="Get Connection")
 async def get_connection(
-    connection_id: uuid.UUID, runtime: RuntimeDep, principal: PrincipalDep
+    connection_id: uuid.UUID, runtime: RuntimeDep, principal: CallerDep
 ) -> Response:
     async with runtime.reader() as reader:
         conn = await service.view(reader, principal, connection_id=connection_id)
@@ -111,7 +156,7 @@ async def update_connection(
     connection_id: uuid.UUID,
     body: ConnectionUpdate,
     session: SessionDep,
-    principal: PrincipalDep,
+    principal: CallerDep,
     runtime: RuntimeDep,
 ) -> Response:
     patch = ConnectionPatch(
@@ -137,7 +182,7 @@ async def update_connection(
     "/{connection_id}", status_code=204, response_class=Response, summary="Delete Connection"
 )
 async def delete_connection(
-    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+    connection_id: uuid.UUID, session: SessionDep, principal: CallerDep
 ) -> Response:
     await service.delete(session, principal, connection_id)
     await commit(session, conflict="Connection has dependents; remove them first")
@@ -145,9 +190,7 @@ async def delete_connection(
 
 
 @router.post("/{connection_id}/disable", response_model=ConnectionOut, summary="Disable Connection")
-async def disable(
-    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
-) -> Response:
+async def disable(connection_id: uuid.UUID, session: SessionDep, principal: CallerDep) -> Response:
     conn = await service.disable(session, principal, connection_id)
     await commit(session)
     return JSONResponse(to_wire(conn))
@@ -157,7 +200,7 @@ async def disable(
     "/{connection_id}/reactivate", response_model=ConnectionOut, summary="Reactivate Connection"
 )
 async def reactivate(
-    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+    connection_id: uuid.UUID, session: SessionDep, principal: CallerDep
 ) -> Response:
     conn = await service.reactivate(session, principal, connection_id)
     await commit(session)
@@ -168,7 +211,7 @@ async def reactivate(
     "/{connection_id}/set-default", response_model=ConnectionOut, summary="Set Default Connection"
 )
 async def set_default(
-    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+    connection_id: uuid.UUID, session: SessionDep, principal: CallerDep
 ) -> Response:
     conn = await service.set_default(session, principal, connection_id)
     await commit(session, conflict="Another default was set concurrently; retry")
@@ -181,7 +224,7 @@ async def set_default(
     summary="Get Connection Edit Settings",
 )
 async def edit_settings(
-    connection_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, runtime: RuntimeDep
+    connection_id: uuid.UUID, session: SessionDep, principal: CallerDep, runtime: RuntimeDep
 ) -> Response:
     conn = await service.get(session, principal, connection_id)
     spec = runtime.registry.get(conn.provider)
@@ -197,9 +240,7 @@ async def edit_settings(
 
 
 @router.post("/{connection_id}/verify", response_model=ConnectionOut, summary="Verify Connection")
-async def verify(
-    connection_id: uuid.UUID, principal: PrincipalDep, runtime: RuntimeDep
-) -> Response:
+async def verify(connection_id: uuid.UUID, principal: CallerDep, runtime: RuntimeDep) -> Response:
     """Run the live, read-only checks; 200 with the updated connection even when they fail."""
     conn, _ = await verification.verify_stored(runtime, principal, connection_id)
     return JSONResponse(to_wire(conn))

@@ -13,13 +13,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from connhub.deps import PrincipalDep, RuntimeDep
+from connhub.api.connections.limits import CallerDep, LimitedRoute
+from connhub.deps import RuntimeDep
 from connhub.kit.responses import JSONResponse
 from connhub.query import pool
 from connhub.query.service import SAMPLE_DEFAULT_ROWS, SchemaService
 from connhub.runtime import Runtime
 
-router = APIRouter(prefix="/api/v1/connections", tags=["connections"])
+router = APIRouter(prefix="/api/v1/connections", tags=["connections"], route_class=LimitedRoute)
 
 MAX_SQL_CHARS = 10_000
 MAX_QUERY_ROWS = 1000
@@ -53,7 +54,7 @@ def _service(request: Request, runtime: Runtime) -> SchemaService:
 async def list_tables(
     connection_id: uuid.UUID,
     request: Request,
-    principal: PrincipalDep,
+    principal: CallerDep,
     runtime: RuntimeDep,
     include_system: Annotated[bool, Query(description="Include system schemas")] = False,
 ) -> Response:
@@ -68,7 +69,7 @@ async def list_tables(
 async def list_columns(
     connection_id: uuid.UUID,
     request: Request,
-    principal: PrincipalDep,
+    principal: CallerDep,
     runtime: RuntimeDep,
     schema: Annotated[str, Query(min_length=1, max_length=255)],
     table: Annotated[str, Query(min_length=1, max_length=255)],
@@ -85,7 +86,7 @@ async def sample_table(
     connection_id: uuid.UUID,
     body: SampleBody,
     request: Request,
-    principal: PrincipalDep,
+    principal: CallerDep,
     runtime: RuntimeDep,
 ) -> Response:
     """The first ``maxRows`` (default 100) rows of a table, with its columns."""
@@ -100,7 +101,7 @@ async def run_query(
     connection_id: uuid.UUID,
     body: QueryBody,
     request: Request,
-    principal: PrincipalDep,
+    principal: CallerDep,
     runtime: RuntimeDep,
 ) -> Response:
     """One read-only statement; at most ``maxRows`` rows (``truncated`` says if more existed)."""

@@ -32,12 +32,11 @@ from connhub.api.sources.schemas import (
     SourceTest,
     SourceUpdate,
 )
-from connhub.deps import RuntimeDep, SessionDep, bearer_token
+from connhub.deps import RuntimeDep, SessionDep, bearer_token, count_request, quota_headers
 from connhub.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from connhub.kit.db import commit
 from connhub.kit.responses import JSONResponse
 from connhub.kit.sse import sse_response, sse_stream
-from connhub.ratelimit import Quota, RateLimiter
 from connhub.sources import service
 from connhub.sources.mapping import to_source
 from connhub.workspaces import repository as workspaces_repo
@@ -89,28 +88,19 @@ async def sources_caller(
     request: Request, principal: Annotated[Principal, Depends(workspace_member)]
 ) -> Principal:
     """The member, once their request has been counted against the workspace's limit."""
-    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
-    if limiter is not None:
-        request.state.rate_quota = await limiter.hit(f"sources:{principal.workspace_id}")
+    await count_request(request, f"sources:{principal.workspace_id}")
     return principal
 
 
 CallerDep = Annotated[Principal, Depends(sources_caller)]
 
 
-def _quota_headers(request: Request, response: Response) -> Response:
-    quota: Quota | None = getattr(request.state, "rate_quota", None)
-    if quota is not None:
-        response.headers.update(quota.headers())
-    return response
-
-
 def _json(request: Request, content: Any, status_code: int = 200) -> Response:
-    return _quota_headers(request, JSONResponse(content, status_code=status_code))
+    return quota_headers(request, JSONResponse(content, status_code=status_code))
 
 
 def _stream(request: Request, events: AsyncIterator[tuple[str, Any]]) -> Response:
-    return _quota_headers(request, sse_response(sse_stream(events, request)))
+    return quota_headers(request, sse_response(sse_stream(events, request)))
 
 
 def _source_id(text: str) -> uuid.UUID:
