@@ -281,3 +281,17 @@ async def test_list_items_equal_the_single_get(client, admin, runtime) -> None:
         ).json()
         assert item == single
     assert listing["connections"][0]["verificationDetails"]["identity"] == {"user": "ü"}
+
+
+async def test_search_folds_case_beyond_ascii(client, admin) -> None:
+    """SQLite's own lower() folds ASCII only; the search must match PostgreSQL's."""
+    await seed(client, admin, ["Café Étoile", "ÜNÏCÖDÉ Warehouse", "Plain"])
+    for q, expected in (
+        ("étoile", {"Café Étoile"}),
+        ("ÉTOILE", {"Café Étoile"}),
+        ("ünïcödé", {"ÜNÏCÖDÉ Warehouse"}),
+        ("plain", {"Plain"}),
+    ):
+        found = await client.get("/api/v1/connections", params={"q": q}, headers=admin.headers)
+        assert {c["name"] for c in found.json()["connections"]} == expected, q
+        assert found.json()["total"] == len(expected)
