@@ -30,11 +30,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = await build_runtime(settings)
-        engine = app.state.runtime.engine
-        app.state.rate_limiter = build_limiter(settings, engine)  # the Sources face
+        engine, statements = app.state.runtime.engine, app.state.runtime.statement_pool
+        app.state.rate_limiter = build_limiter(settings, engine, statements=statements)  # Sources
         app.state.connections_rate_limiter = build_limiter(
             settings,
             engine,
+            statements=statements,
             per_minute=settings.connections_rate_limit_per_minute,
             burst_per_second=settings.connections_rate_limit_burst_per_second,
         )

@@ -88,12 +88,9 @@ async def count_request(request: Request, bucket: str, *, limiter: str = "rate_l
     allowance is spent; otherwise keeps the quota on the request (``rate_quota``) for the
     response's ``X-RateLimit-*`` headers. Does nothing when rate limiting is off.
     """
-    state = request.app.state
-    counter: RateLimiter | None = getattr(state, limiter, None)
+    counter: RateLimiter | None = getattr(request.app.state, limiter, None)
     if counter is not None:
-        # The statement pool (PostgreSQL) takes shared buckets at a fifth of the engine's cost.
-        statements = state.runtime.statement_pool
-        request.state.rate_quota = await counter.hit(bucket, statements=statements)
+        request.state.rate_quota = await counter.hit(bucket)
 
 
 def rate_quota(scope: Mapping[str, Any]) -> Quota | None:

@@ -174,12 +174,12 @@ async def test_buckets_are_shared_rows_on_postgres(limited, make_caller, runtime
 async def test_statement_pool_takes_never_overspend(runtime: Runtime) -> None:
     """As test_ratelimit_shared's engine test, through the statement pool the faces use."""
     assert runtime.statement_pool is not None
-    store = SqlBucketStore(runtime.engine)
+    store = SqlBucketStore(runtime.engine, statements=runtime.statement_pool)
 
     async def allowed(limiter: RateLimiter, key: str, n: int) -> int:
         async def one() -> bool:
             try:
-                await limiter.hit(key, statements=runtime.statement_pool)
+                await limiter.hit(key)
             except RateLimited:
                 return False
             return True

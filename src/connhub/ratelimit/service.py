@@ -58,14 +58,10 @@ class RateLimiter:
             Bucket(f"{key}:m", self.per_minute, self.per_minute / 60.0),
         )
 
-    async def hit(self, key: str, *, statements: Any | None = None) -> Quota:
-        """Take one request from ``key``'s allowance, or raise ``RateLimited`` (429).
-
-        ``statements``: the runtime's asyncpg statement pool (``Runtime.statement_pool``), for
-        the shared buckets' statement (see ``store.SqlBucketStore``); ``None``: the engine.
-        """
+    async def hit(self, key: str) -> Quota:
+        """Take one request from ``key``'s allowance, or raise ``RateLimited`` (429)."""
         burst, sustained = self.buckets(key)
-        take = await self.store.take(burst, sustained, statements=statements)
+        take = await self.store.take(burst, sustained)
         if not take.allowed:
             raise RateLimited(
                 "Rate limit exceeded; retry after the Retry-After delay",
@@ -85,16 +81,18 @@ def build_limiter(
     settings: Settings,
     engine: AsyncEngine,
     *,
+    statements: Any | None = None,
     per_minute: int | None = None,
     burst_per_second: int | None = None,
 ) -> RateLimiter | None:
     """A limiter for this process (the settings' Sources limits unless given others), or
-    ``None`` when rate limiting is switched off."""
+    ``None`` when rate limiting is switched off. ``statements``: the runtime's asyncpg
+    statement pool, which takes shared buckets at a fifth of the engine's cost."""
     if not settings.rate_limit_enabled:
         return None
     store: BucketStore
     if engine.dialect.name == "postgresql":
-        store = SqlBucketStore(engine)
+        store = SqlBucketStore(engine, statements=statements)
     else:
         store = MemoryBucketStore()
     return RateLimiter(

@@ -14,8 +14,8 @@ Two stores:
   the row is locked for the update, the refill is computed from the row's latest version
   (never from a stale read), and a refused take changes nothing and returns no row. The clock
   is the database's (``clock_timestamp()``), so processes on hosts with skewed clocks agree.
-  Given the runtime's asyncpg statement pool (``kit.db.open_statement_pool``; the faces pass
-  it), the statement runs there: autocommit (one statement needs no BEGIN/COMMIT round
+  Given the runtime's asyncpg statement pool (``kit.db.open_statement_pool``), the statement
+  runs there: autocommit (one statement needs no BEGIN/COMMIT round
   trips) and without waiting for the WAL flush (``synchronous_commit=off``: a crash may
   forget the last fraction of a second of takes, which only hands out a few requests more).
   Through the engine (``engine.begin()``, the fallback) a take costs about 600 us of latency
@@ -76,9 +76,7 @@ class Take:
 
 
 class BucketStore(Protocol):
-    async def take(
-        self, burst: Bucket, sustained: Bucket, *, statements: Any | None = None
-    ) -> Take: ...
+    async def take(self, burst: Bucket, sustained: Bucket) -> Take: ...
 
 
 class MemoryBucketStore:
@@ -92,9 +90,7 @@ class MemoryBucketStore:
         tokens, at = self._levels.get(bucket.key, (bucket.capacity, now))
         return bucket.refill(tokens, now - at)
 
-    async def take(
-        self, burst: Bucket, sustained: Bucket, *, statements: Any | None = None
-    ) -> Take:
+    async def take(self, burst: Bucket, sustained: Bucket) -> Take:
         async with self._lock:
             now = time.monotonic()
             burst_level = self._level(burst, now)
@@ -162,14 +158,13 @@ LEFT JOIN rate_limit_buckets AS was_sustained
 class SqlBucketStore:
     """Buckets in ``rate_limit_buckets``, shared by every process on the same PostgreSQL."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, statements: Any | None = None) -> None:
+        """``statements``: the runtime's asyncpg statement pool, if any (see the module)."""
         self._engine = engine
+        self._statements = statements
         self._sql = text(TAKE_SQL)
 
-    async def take(
-        self, burst: Bucket, sustained: Bucket, *, statements: Any | None = None
-    ) -> Take:
-        """``statements``: the runtime's asyncpg statement pool, if any (see the module)."""
+    async def take(self, burst: Bucket, sustained: Bucket) -> Take:
         params = {
             "burst_key": burst.key,
             "burst_cap": burst.capacity,
@@ -179,9 +174,9 @@ class SqlBucketStore:
             "sustained_rate": sustained.rate,
         }
         row: Mapping[Any, Any]
-        if statements is not None:
+        if self._statements is not None:
             plan = prebuilt.plan(self._sql, self._engine.dialect)
-            async with statements.acquire() as driver:
+            async with self._statements.acquire() as driver:
                 row = await driver.fetchrow(plan.sql, *plan.values(params))
         else:
             async with self._engine.begin() as conn:
