@@ -45,23 +45,13 @@ def require(principal: Principal, role: Role) -> None:
         raise Forbidden(f"This action needs the {role.value} role")
 
 
-async def require_on(
-    session: AsyncSession, principal: Principal, role: Role, connection_id: uuid.UUID
-) -> None:
-    """``require`` for an action on one connection: first 404 unless the caller can see it
-    (another workspace's, another user's private one, or none: as for any role), then 403 if
-    their role falls short. The look-up runs only when it does, so a member's or admin's
-    request costs no extra query (their action's own look-up answers the 404)."""
-    if principal.can(role):
-        return
-    await get(session, principal, connection_id)
-    require(principal, role)
-
-
 async def require_on_read(
     reader: Reader, principal: Principal, role: Role, connection_id: uuid.UUID
 ) -> None:
-    """``require_on`` for actions that use a ``Reader`` and no session (verify); closes it."""
+    """``require`` for an action on one connection through a ``Reader`` (verify): 404 unless
+    the caller can see it (as for any role), then 403. Checked before the credentials are
+    opened, so a viewer's attempt decrypts nothing; the look-up runs only when the role falls
+    short. Closes the reader."""
     if principal.can(role):
         return
     async with reader:
@@ -270,8 +260,8 @@ async def update(
     registry: ProviderRegistry,
     envelope: Envelope,
 ) -> Connection:
-    await require_on(session, principal, Role.member, connection_id)
     conn = await get(session, principal, connection_id, for_update=True)
+    require(principal, Role.member)  # after the look-up: unseen is 404 for any role
     spec = registry.get(conn.provider)
     if patch.provider is not None and patch.provider != conn.provider:
         raise ImmutableField("provider cannot be changed", field="provider")
@@ -323,8 +313,8 @@ async def update(
 
 
 async def delete(session: AsyncSession, principal: Principal, connection_id: uuid.UUID) -> None:
-    await require_on(session, principal, Role.member, connection_id)
     conn = await get(session, principal, connection_id, for_update=True)
+    require(principal, Role.member)  # after the look-up: unseen is 404 for any role
     deps = await repo.dependents(session, conn.id)
     if deps:
         kinds = ", ".join(sorted({d.kind for d in deps}))
@@ -346,8 +336,8 @@ async def delete(session: AsyncSession, principal: Principal, connection_id: uui
 async def disable(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID
 ) -> Connection:
-    await require_on(session, principal, Role.member, connection_id)
     conn = await get(session, principal, connection_id, for_update=True)
+    require(principal, Role.member)  # after the look-up: unseen is 404 for any role
     if conn.status != Status.disabled.value:
         conn.status = Status.disabled.value
         _touch(conn, principal)
@@ -358,8 +348,8 @@ async def disable(
 async def reactivate(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID
 ) -> Connection:
-    await require_on(session, principal, Role.member, connection_id)
     conn = await get(session, principal, connection_id, for_update=True)
+    require(principal, Role.member)  # after the look-up: unseen is 404 for any role
     if conn.status != Status.disabled.value:
         raise InvalidState("Only a disabled connection can be reactivated")
     conn.status = Status.needs_verification.value
@@ -370,8 +360,8 @@ async def reactivate(
 async def set_default(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID
 ) -> Connection:
-    await require_on(session, principal, Role.member, connection_id)
     conn = await get(session, principal, connection_id)
+    require(principal, Role.member)  # after the look-up: unseen is 404 for any role
     if conn.status == Status.disabled.value:
         raise InvalidState("A disabled connection cannot be the default")
     await repo.lock_provider_defaults(session, conn.workspace_id, conn.provider)

@@ -47,9 +47,9 @@ async def put(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID, kind: str, ref: str
 ) -> tuple[Dependent, bool]:
     """Register (kind, ref) on the connection; returns it and whether it is new."""
-    await connections.require_on(session, principal, Role.member, connection_id)
     check(kind, ref)
     conn = await connections.get(session, principal, connection_id)
+    connections.require(principal, Role.member)
     existing = await repo.get(session, conn.id, kind, ref)
     if existing is not None:
         return existing, False
@@ -73,8 +73,8 @@ async def put(
 async def remove(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID, kind: str, ref: str
 ) -> None:
-    await connections.require_on(session, principal, Role.member, connection_id)
     check(kind, ref)
     conn = await connections.get(session, principal, connection_id)
+    connections.require(principal, Role.member)
     if not await repo.remove(session, conn.id, kind, ref):
         raise NotFound("Dependent not found")

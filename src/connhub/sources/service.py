@@ -106,16 +106,6 @@ async def get(
     return conn
 
 
-async def _require_member_on(
-    session: AsyncSession, principal: Principal, source_id: uuid.UUID
-) -> None:
-    """As ``connections.require_on`` for a source: 404 unless the caller can see it (another
-    workspace's, or none), then 403 below member; the look-up runs only for a viewer."""
-    if not principal.can(Role.member):
-        await get(session, principal, source_id)
-        connections.require(principal, Role.member)
-
-
 async def _shared_connection(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID
 ) -> Connection:
@@ -197,8 +187,8 @@ async def update(
     registry: ProviderRegistry,
     envelope: Envelope,
 ) -> Connection:
-    await _require_member_on(session, principal, source_id)
     conn = await get(session, principal, source_id, for_update=True)
+    connections.require(principal, Role.member)  # after the look-up: unseen is 404
     if changes.source_type is not None and changes.source_type != conn.provider:
         raise ImmutableField("source_type cannot be changed", field="source_type")
     spec = registry.get(conn.provider)
@@ -236,8 +226,8 @@ async def _move_reference(
 
 async def delete(session: AsyncSession, principal: Principal, source_id: uuid.UUID) -> None:
     """Delete, unless models or syncs depend on it (409, and nothing is deleted)."""
-    await _require_member_on(session, principal, source_id)
     conn = await get(session, principal, source_id, for_update=True)
+    connections.require(principal, Role.member)  # after the look-up: unseen is 404
     await _unrefer(session, conn)
     try:
         await connections.delete(session, principal, conn.id)
