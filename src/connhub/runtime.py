@@ -65,18 +65,17 @@ async def open_key_provider(
     async with sessions() as session:
         sample = await secrets.any_sealed(session)
     source = keys.describe(settings)
-    Source = source[0].upper() + source[1:]  # noqa: N806 - the same name, sentence-initial
     try:
         provider, created = keys.configured(settings, allow_create=sample is None)
         if provider.blocking:
             await run_blocking(lambda: provider.active_key_id)
     except KeyMissing as exc:
         raise ConfigurationError(
-            f"Stored secrets exist but {source} is missing. Restore it (or set "
+            f"Stored secrets exist but the {source} is missing. Restore it (or set "
             "CONNHUB_KEY_FILE); refusing to start rather than make a new key."
         ) from exc
     except CryptoError as exc:
-        raise ConfigurationError(f"{Source} is unusable: {exc}") from exc
+        raise ConfigurationError(f"The {source} is unusable: {exc}") from exc
     if created and isinstance(provider, LocalKeyFile):
         log.info(
             "created key file",
@@ -88,7 +87,7 @@ async def open_key_provider(
             await secrets.open_row(envelope, sample)
         except KeyMismatch as exc:
             raise ConfigurationError(
-                f"{Source} does not open the stored secrets (wrong key?); refusing to start."
+                f"The {source} does not open the stored secrets (wrong key?); refusing to start."
             ) from exc
     return envelope
 

@@ -42,5 +42,5 @@ def configured(settings: Settings, *, allow_create: bool) -> tuple[KeyProvider, 
 def describe(settings: Settings) -> str:
     """The configured key source, for operators' messages (names only, no key material)."""
     if settings.kms_key_id is None:
-        return f"the key file {settings.resolved_key_file}"
-    return f"the KMS key {settings.kms_key_id!r}"
+        return f"key file {settings.resolved_key_file}"
+    return f"KMS key {settings.kms_key_id!r}"
