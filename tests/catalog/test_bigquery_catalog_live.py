@@ -21,7 +21,7 @@ from google.cloud.bigquery import dbapi
 
 from connhub.providers.custom.bigquery import ADAPTER
 from connhub.providers.kinds.sql_driver import ConnectRequest
-from query.api_helpers import BASE, activated, run_sql
+from query.api_helpers import BASE, activated, run_sql, sample_rows
 from support.bigquery_fake import (
     BigQueryFake,
     _bigquery_fake_server,  # noqa: F401 - registers the session fixture
@@ -234,11 +234,7 @@ async def test_unknown_table_is_404(
     )
     assert missing.status_code == 404, missing.text
     assert table in missing.json()["detail"]
-    sample = await client.post(
-        f"{BASE}/{cid}/schema/sample",
-        json={"schema": schema, "table": table},
-        headers=admin.headers,
-    )
+    sample = await sample_rows(client, admin, cid, schema, table)
     assert sample.status_code == 404, sample.text
 
 
@@ -246,10 +242,7 @@ async def test_sample_rows_are_json_safe(
     client: httpx.AsyncClient, admin: Any, marts: BigQueryFake
 ) -> None:
     cid = await activated(client, admin, body(marts))
-    url = f"{BASE}/{cid}/schema/sample"
-    resp = await client.post(
-        url, json={"schema": DATASET, "table": "orders"}, headers=admin.headers
-    )
+    resp = await sample_rows(client, admin, cid, DATASET, "orders")
     assert resp.status_code == 200, resp.text
     sample = resp.json()
     assert (sample["rowCount"], sample["truncated"]) == (2, False)
@@ -266,21 +259,9 @@ async def test_sample_rows_are_json_safe(
     assert first["created"] == "2024-05-01T10:30:00Z"
     assert base64.b64decode(first["raw"]) == b"\x00\xff"
     assert second["total"] is None and second["tags"] == []  # BigQuery has no NULL arrays
-    weird = (
-        await client.post(
-            url,
-            json={"schema": DATASET, "table": "Weird Table", "maxRows": 1},
-            headers=admin.headers,
-        )
-    ).json()
+    weird = (await sample_rows(client, admin, cid, DATASET, "Weird Table", maxRows=1)).json()
     assert weird["rows"] == [{"Order ID": 7, "select": "x"}]
-    items = (
-        await client.post(
-            url,
-            json={"schema": DATASET, "table": "OrderItems", "maxRows": 2},
-            headers=admin.headers,
-        )
-    ).json()
+    items = (await sample_rows(client, admin, cid, DATASET, "OrderItems", maxRows=2)).json()
     assert (items["rowCount"], items["truncated"]) == (2, True)
 
 

@@ -33,6 +33,16 @@ async def run_sql(
     )
 
 
+async def sample_rows(
+    client: httpx.AsyncClient, caller: Any, cid: str, schema: str, table: str, **extra: Any
+) -> httpx.Response:
+    return await client.post(
+        f"{BASE}/{cid}/schema/sample",
+        json={"schema": schema, "table": table, **extra},
+        headers=caller.headers,
+    )
+
+
 @asynccontextmanager
 async def app_client(settings: Settings) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """A second app (other settings, same store) with its own lifespan and client."""
