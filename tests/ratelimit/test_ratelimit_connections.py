@@ -170,31 +170,6 @@ async def test_buckets_are_shared_rows_on_postgres(limited, make_caller, runtime
     assert 98 <= levels[f"connections:{caller.workspace_id}:m"] < 100
 
 
-@pytest.mark.skipif(not POSTGRES, reason="the statement pool exists on PostgreSQL only")
-async def test_statement_pool_takes_never_overspend(runtime: Runtime) -> None:
-    """As test_ratelimit_shared's engine test, through the statement pool the faces use."""
-    assert runtime.statement_pool is not None
-    store = SqlBucketStore(runtime.engine, statements=runtime.statement_pool)
-
-    async def allowed(limiter: RateLimiter, key: str, n: int) -> int:
-        async def one() -> bool:
-            try:
-                await limiter.hit(key)
-            except RateLimited:
-                return False
-            return True
-
-        return sum(await asyncio.gather(*(one() for _ in range(n))))
-
-    started = time.monotonic()
-    burst_bound = RateLimiter(store, per_minute=1000, burst_per_second=10)
-    got = await allowed(burst_bound, "t:pool-burst", 40)
-    refilled = math.ceil((time.monotonic() - started) * 10)
-    assert 10 <= got <= 10 + refilled, (got, refilled)
-    minute_bound = RateLimiter(store, per_minute=7, burst_per_second=1000)
-    assert await allowed(minute_bound, "t:pool-minute", 40) == 7
-
-
 def test_a_route_that_does_not_count_is_refused() -> None:
     router = APIRouter(route_class=LimitedRoute)
 

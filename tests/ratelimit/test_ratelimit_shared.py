@@ -44,21 +44,26 @@ async def _count_allowed(limiter: RateLimiter, key: str, n: int) -> int:
     return sum(await asyncio.gather(*(one() for _ in range(n))))
 
 
-async def test_concurrent_takes_never_overspend(runtime: Runtime) -> None:
-    """40 simultaneous requests from one process's pool: the row lock serialises them.
+@pytest.mark.parametrize("through", ["engine", "statement pool"])
+async def test_concurrent_takes_never_overspend(runtime: Runtime, through: str) -> None:
+    """40 simultaneous requests from one process's pool: the row lock serialises them, through
+    the engine or through the statement pool the faces use.
 
     The burst bucket refills 10 tokens a second while the 40 queue on the lock, so what may
     pass is the burst plus what refilled meanwhile (a slow machine takes longer).
     """
-    store = SqlBucketStore(runtime.engine)
+    pool = runtime.statement_pool if through == "statement pool" else None
+    if through == "statement pool":
+        assert pool is not None
+    store = SqlBucketStore(runtime.engine, statements=pool)
     burst_bound = RateLimiter(store, per_minute=1000, burst_per_second=10)
     started = time.monotonic()
-    allowed = await _count_allowed(burst_bound, "t:burst", 40)
+    allowed = await _count_allowed(burst_bound, f"t:{through}:burst", 40)
     refilled = math.ceil((time.monotonic() - started) * 10)
     assert 10 <= allowed <= 10 + refilled, (allowed, refilled)
     assert allowed < 40
     minute_bound = RateLimiter(store, per_minute=7, burst_per_second=1000)
-    assert await _count_allowed(minute_bound, "t:minute", 40) == 7
+    assert await _count_allowed(minute_bound, f"t:{through}:minute", 40) == 7
 
 
 def _env(settings: Settings, home: Path, **extra: str) -> dict[str, str]:
