@@ -66,10 +66,7 @@ def _refusal(adapter: SqlAdapter, exc: BaseException) -> str | None:
     """The adapter's ``statement_refusal`` verdict (``StatementRefusal``), if it has one."""
     if not hasattr(adapter, "statement_refusal"):
         return None
-    try:
-        return cast(StatementRefusal, adapter).statement_refusal(exc)
-    except Exception:  # a judgement that fails is no judgement
-        return None
+    return cast(StatementRefusal, adapter).statement_refusal(exc)
 
 
 def translate(
