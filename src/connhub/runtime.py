@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -17,10 +16,10 @@ from connhub.kit.db import (
     SqliteStatements,
     make_engine,
     make_sessionmaker,
-    open_statement_pool,
     reader_engine,
 )
 from connhub.kit.egress import EgressPolicy
+from connhub.kit.statement_pool import StatementPool, open_statement_pool
 from connhub.kit.threads import run_blocking
 from connhub.kit.ttlcache import TTLCache
 from connhub.providers.registry import ProviderRegistry, default_registry
@@ -41,7 +40,7 @@ class Runtime:
     registry: ProviderRegistry
     egress: EgressPolicy
     principals: TTLCache[tuple[str, str | None], Principal]
-    statement_pool: Any | None = None  # PostgreSQL stores: see kit.db.open_statement_pool
+    statement_pool: StatementPool | None = None  # PostgreSQL stores only
     sqlite_statements: SqliteStatements | None = None  # embedded file stores
 
     def reader(self) -> Reader:

@@ -9,13 +9,13 @@ Hot single statements use a second connection (``SqliteStatements``) that never 
 
 from __future__ import annotations
 
-import inspect
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect
@@ -32,12 +32,16 @@ from connhub.errors import Conflict
 from connhub.kit import prebuilt
 from connhub.kit.threads import run_blocking
 
+if TYPE_CHECKING:
+    from connhub.kit.statement_pool import StatementPool
+
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def _json_dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON as the store keeps it (orjson, compact)."""
     return orjson.dumps(value).decode()
 
 
@@ -53,7 +57,7 @@ def unicode_lower(connection: Any) -> None:
 
 
 def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
-    json_args: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    json_args: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": orjson.loads}
     if is_sqlite(url):
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **json_args)
 
@@ -88,53 +92,6 @@ def reader_engine(engine: AsyncEngine) -> AsyncEngine:
     if engine.dialect.name == "postgresql":
         return engine.execution_options(isolation_level="AUTOCOMMIT")
     return engine
-
-
-async def _keep_session(_connection: Any) -> None:
-    """Reads change no session state, so a released connection needs no ``RESET ALL``."""
-
-
-async def _json_codecs(connection: Any) -> None:
-    """Decode JSON the way the SQLAlchemy engine does (orjson), so rows look the same."""
-    for name in ("json", "jsonb"):
-        await connection.set_type_codec(
-            name, schema="pg_catalog", encoder=_json_dumps, decoder=orjson.loads, format="text"
-        )
-
-
-async def open_statement_pool(engine: AsyncEngine, *, size: int) -> Any | None:
-    """A plain asyncpg pool for single autocommit statements on hot paths (PostgreSQL).
-
-    Reads (list, get, a connection and its secret for use), and bookkeeping writes whose
-    loss in a crash is harmless (a verification's outcome): its sessions do not wait for the
-    WAL flush at commit (``synchronous_commit=off``). Why a second pool: a SQLAlchemy
-    checkout and checkin cost about 150 us per request on the list and get endpoints, more
-    than the driver's own work; asyncpg's pool without the per-release ``RESET ALL`` round
-    trip costs about 50. Safe without it because every statement through it is one
-    autocommit statement (asyncpg still rolls back a transaction left open). ``None`` for
-    other stores. Opens connections on first use.
-    """
-    if engine.dialect.driver != "asyncpg":
-        return None
-    import asyncpg
-
-    _args, kwargs = engine.dialect.create_connect_args(engine.url)
-    if "prepared_statement_cache_size" in kwargs:  # SQLAlchemy's name for asyncpg's option
-        kwargs["statement_cache_size"] = kwargs.pop("prepared_statement_cache_size")
-    accepted = inspect.signature(asyncpg.connect).parameters
-    kwargs = {key: value for key, value in kwargs.items() if key in accepted}
-    kwargs["server_settings"] = {
-        **kwargs.get("server_settings", {}),
-        # Bookkeeping writes only (see repository.update_unless_disabled): no WAL flush wait.
-        "synchronous_commit": "off",
-        # Its statements are few, fixed, and keyed on equalities: one generic plan each,
-        # instead of planning again on every run (PostgreSQL 12+; about 15 % of a list
-        # page's server time).
-        "plan_cache_mode": "force_generic_plan",
-    }
-    return await asyncpg.create_pool(
-        min_size=0, max_size=size, reset=_keep_session, init=_json_codecs, **kwargs
-    )
 
 
 class SqliteStatements:
@@ -243,16 +200,20 @@ class Reader:
     (PostgreSQL), or ``SqliteStatements`` (the embedded store).
     """
 
-    __slots__ = ("_engine", "_pool", "_sqlite", "_connection", "_driver")
+    __slots__ = ("_engine", "_pool", "_sqlite", "_connection", "_driver", "_reusable")
 
     def __init__(
-        self, engine: AsyncEngine, pool: Any | None = None, sqlite: SqliteStatements | None = None
+        self,
+        engine: AsyncEngine,
+        pool: StatementPool | None = None,
+        sqlite: SqliteStatements | None = None,
     ) -> None:
         self._engine = engine
         self._pool = pool
         self._sqlite = sqlite
         self._connection: AsyncConnection | None = None
         self._driver: Any | None = None
+        self._reusable = True
 
     @property
     def dialect(self) -> Dialect:
@@ -282,7 +243,16 @@ class Reader:
         dialect = self.dialect
         if dialect.name == "postgresql":
             plan = prebuilt.plan(statement, dialect)
-            records = await (await self.driver()).fetch(plan.sql, *plan.values(params))
+            driver = await self.driver()
+            # Until the statement ends normally (a server's error included), the connection
+            # may be mid-statement or cancelling: not to be handed to anyone else.
+            self._reusable = False
+            try:
+                records = await driver.fetch(plan.sql, *plan.values(params))
+            except asyncpg.PostgresError:
+                self._reusable = True
+                raise
+            self._reusable = True
             return [plan.row_class(record) for record in records]
         if self._sqlite is not None:
             rows = await self._sqlite.run(statement, dialect, params)
@@ -297,7 +267,7 @@ class Reader:
     async def close(self) -> None:
         driver, self._driver = self._driver, None
         if driver is not None and self._pool is not None:
-            await self._pool.release(driver)
+            self._pool.release(driver, reusable=self._reusable)
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await connection.close()

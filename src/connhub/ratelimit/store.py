@@ -14,7 +14,7 @@ Two stores:
   the row is locked for the update, the refill is computed from the row's latest version
   (never from a stale read), and a refused take changes nothing and returns no row. The clock
   is the database's (``clock_timestamp()``), so processes on hosts with skewed clocks agree.
-  Given the runtime's asyncpg statement pool (``kit.db.open_statement_pool``), the statement
+  Given the runtime's asyncpg statement pool (``kit.statement_pool``), the statement
   runs there: autocommit (one statement needs no BEGIN/COMMIT round
   trips) and without waiting for the WAL flush (``synchronous_commit=off``: a crash may
   forget the last fraction of a second of takes, which only hands out a few requests more).
@@ -31,12 +31,15 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connhub.kit import prebuilt
+
+if TYPE_CHECKING:
+    from connhub.kit.statement_pool import StatementPool
 
 EPSILON = 1e-9
 
@@ -158,8 +161,8 @@ LEFT JOIN rate_limit_buckets AS was_sustained
 class SqlBucketStore:
     """Buckets in ``rate_limit_buckets``, shared by every process on the same PostgreSQL."""
 
-    def __init__(self, engine: AsyncEngine, *, statements: Any | None = None) -> None:
-        """``statements``: the runtime's asyncpg statement pool, if any (see the module)."""
+    def __init__(self, engine: AsyncEngine, *, statements: StatementPool | None = None) -> None:
+        """``statements``: the runtime's statement pool, if any (see the module)."""
         self._engine = engine
         self._statements = statements
         self._sql = text(TAKE_SQL)
@@ -176,7 +179,7 @@ class SqlBucketStore:
         row: Mapping[Any, Any]
         if self._statements is not None:
             plan = prebuilt.plan(self._sql, self._engine.dialect)
-            async with self._statements.acquire() as driver:
+            async with self._statements.connection() as driver:
                 row = await driver.fetchrow(plan.sql, *plan.values(params))
         else:
             async with self._engine.begin() as conn:
