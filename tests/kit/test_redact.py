@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import string
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connhub.kit.logs import JsonFormatter
 from connhub.kit.redact import (
     REDACTED,
     RedactingFilter,
@@ -25,6 +27,7 @@ from connhub.kit.redact import (
     secret_scope,
     secret_values,
 )
+from connhub.kit.threads import run_blocking
 
 PASSWORD = 'Pa$$ w/rd:"é@99\\'  # needs escaping in URLs, JSON and repr alike
 PEM = (
@@ -293,6 +296,53 @@ def test_logging_never_shows_the_secret(
     assert "ConnectionError: login failed with password ***" in output
     assert "KeyError: '***'" in output
     assert "verification failed for db.example.com" in output
+
+
+async def test_a_blocking_driver_logging_in_a_worker_thread_is_scrubbed_too(
+    captured_logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    """Blocking drivers run through ``run_blocking``; their log lines know the secrets too."""
+    logger, stream = captured_logger
+    secret = "thr3ad-S3cret!"
+
+    def driver_login() -> str:
+        logger.warning("login failed for user bob with %s", secret)
+        return threading.current_thread().name
+
+    with secret_scope([secret]):
+        thread = await run_blocking(driver_login)
+    assert thread.startswith("connhub-blocking")
+    output = stream.getvalue()
+    assert secret not in output
+    assert "login failed for user bob with ***" in output
+
+
+def test_extra_fields_are_scrubbed_and_keep_their_shape() -> None:
+    """``extra=`` fields reach the JSON log as they are, unless the filter scrubs them."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger(f"connhub.test.redact.{uuid.uuid4().hex}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    secret = "extr4-S3cret!"
+    with secret_scope([secret]):
+        logger.error(
+            "request failed",
+            extra={
+                "error": f"login failed with {secret}",
+                "dsn": "postgresql://bob:n0t-in-scope@db/app",
+                "detail": {"attempts": [secret, 2], "ok": False},
+                "status": 502,
+            },
+        )
+    line = json.loads(stream.getvalue())
+    assert secret not in stream.getvalue() and "n0t-in-scope" not in stream.getvalue()
+    assert line["error"] == "login failed with ***"
+    assert line["dsn"] == "postgresql://bob:***@db/app"
+    assert line["detail"] == {"attempts": ["***", 2], "ok": False}
+    assert line["status"] == 502
 
 
 def test_filter_handles_bad_format_args(

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 REDACTED = "***"
@@ -202,7 +203,31 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(record.exc_text, secrets)
         if record.stack_info:
             record.stack_info = redact(record.stack_info, secrets)
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS and not isinstance(value, int | float | None):
+                # ``extra=`` fields: a JSON formatter writes them out as they are.
+                record.__dict__[key] = _scrubbed(value, secrets)
         return True
+
+
+_RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
+
+
+def _scrubbed(value: Any, secrets: tuple[str, ...]) -> Any:
+    """An ``extra=`` value without secrets: strings redacted, containers walked, anything
+    else by its text."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, int | float | None):  # bool is an int
+        return value
+    if isinstance(value, dict):
+        return {str(k): _scrubbed(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrubbed(item, secrets) for item in value]
+    return redact(str(value), secrets)
 
 
 _FORMATTER = logging.Formatter()

@@ -18,6 +18,7 @@ measurable share of our overhead.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import threading
 from collections.abc import Callable
@@ -78,10 +79,14 @@ async def run_blocking(
     Raises ``TimeoutError`` after ``timeout`` seconds (``None``: no limit), counting the wait
     for a free thread. On timeout or cancellation it returns immediately; the thread finishes
     in the background and its result or exception is discarded.
+
+    The call runs in a copy of the caller's context (as ``asyncio.to_thread`` does), so what
+    a driver logs there is scrubbed of the secrets the caller's ``secret_scope`` holds.
     """
     global _pending
     loop = asyncio.get_running_loop()
-    submitted = _pool().submit(functools.partial(fn, *args, **kwargs))
+    call = functools.partial(fn, *args, **kwargs)
+    submitted = _pool().submit(contextvars.copy_context().run, call)
     with _lock:
         _pending += 1
     submitted.add_done_callback(_settled)  # runs at once if already done; also on cancel
