@@ -126,11 +126,27 @@ def test_key_not_matching_the_fake_is_rejected(bigquery_fake: BigQueryFake) -> N
     info["private_key"] = other.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    config = config_for(bigquery_fake)
-    conn = connect(config, {"credentialsJson": json.dumps(info)})
     with pytest.raises(aexc.RefreshError) as err:
-        ADAPTER.permission_checks(conn, config)
+        connect(config_for(bigquery_fake), {"credentialsJson": json.dumps(info)})
     assert ADAPTER.classify(err.value) == ErrorCode.INVALID_CREDENTIALS
+    assert bigquery_fake.calls == [("POST", "/token")]  # refused at login: no API call made
+
+
+async def test_a_rejected_key_fails_the_authentication_step(bigquery_fake: BigQueryFake) -> None:
+    bigquery_fake.datasets.add((PROJECT, "marts"))
+    bigquery_fake.reject_token = True
+    steps = sql_steps(
+        "bigquery",
+        config_for(bigquery_fake),
+        {"credentialsJson": bigquery_fake.credentials_json()},
+        egress=EgressPolicy(allow=["127.0.0.1"]),
+    )
+    outcome = await run_steps(steps, budget_s=10.0)
+    assert [(s.name, s.status, s.code) for s in outcome.steps] == [
+        ("connectivity", "passed", None),
+        ("authentication", "failed", "invalid_credentials"),
+        ("permissions", "skipped", None),
+    ]
 
 
 @pytest.mark.parametrize("flag", ["hang_api", "hang_token"])

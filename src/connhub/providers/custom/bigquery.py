@@ -183,6 +183,20 @@ def _deadline_session(credentials: Any, deadline: float) -> Any:
     return DeadlineSession(credentials)
 
 
+def _log_in(credentials: Any, deadline: float) -> None:
+    """Fetch the access token now, within ``deadline``.
+
+    google-auth would fetch it on the first API call, in the permissions step; fetched here,
+    a rejected key fails the authentication step, where it belongs.
+    """
+    import requests
+    from google.auth.transport import requests as auth_requests
+
+    with requests.Session() as http:
+        request = auth_requests.Request(http)
+        credentials.refresh(functools.partial(request, timeout=_remaining(deadline)))
+
+
 @functools.cache
 def _credentials_class() -> Any:
     """Service-account credentials without google-auth's Regional Access Boundary lookup.
@@ -278,6 +292,7 @@ class BigQueryAdapter:
                 ErrorCode.INVALID_CREDENTIALS,
                 "credentials.credentialsJson holds no usable private key",
             ) from None
+        _log_in(credentials, deadline)
         scheme, host, port = endpoint(config)
         if scheme == "http" and request.address is not None:
             host = request.address  # no TLS to break: skip the second lookup
