@@ -108,6 +108,10 @@ async def test_tls_required_but_not_offered_is_invalid_config() -> None:
         {"localInfile": True},
         {"local_infile": 1},
         {"allowLoadLocalInfile": "true"},
+        {"LOCAL_INFILE": 1},  # option names compare without case, "_" or "-"
+        {"local-infile": True},
+        {"allow-load-local-infile": "1"},
+        {"localInfile": False},  # not settable at all, even to its safe value
         {"readDefaultFile": "/etc/mysql/debian.cnf"},
         {"init_command": "DROP TABLE x"},
         {"unixSocket": "/run/mysqld/mysqld.sock"},

@@ -133,13 +133,11 @@ class MySqlAdapter:
         return ConnectTarget(require_host(config), require_port(config, DEFAULT_PORT))
 
     def validate_options(self, config: Mapping[str, Any]) -> None:
-        for key in _LOCAL_INFILE:
-            if config.get(key):
-                raise invalid_option(
-                    f"config.{key}: LOAD DATA LOCAL INFILE cannot be enabled "
-                    "(it lets the database server read files from this service)",
-                    key,
-                )
+        refuse_options(
+            config,
+            _LOCAL_INFILE,
+            why="LOAD DATA LOCAL INFILE lets the database server read files from this service",
+        )
         refuse_options(
             config, _DENIED, why="it would read server files or change the driver's behaviour"
         )
