@@ -16,21 +16,7 @@ import pytest
 from connhub.config import Settings
 from connhub.errors import ConfigurationError
 from connhub.kit.egress import EgressBlocked, EgressPolicy, ResolvedTarget
-
-Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-
-def fake_dns(table: dict[str, list[str]], calls: list[str] | None = None) -> Resolver:
-    """A resolver answering from ``table``; unknown names fail like a real NXDOMAIN."""
-
-    async def resolve(host: str, port: int) -> list[str]:
-        if calls is not None:
-            calls.append(host)
-        if host not in table:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return list(table[host])
-
-    return resolve
+from support.dns import fake_dns
 
 
 async def no_lookup(host: str, port: int) -> list[str]:

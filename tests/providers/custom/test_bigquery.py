@@ -15,10 +15,10 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as aexc
 
-from connhub.errors import BadRequest
+from connhub.errors import BadRequest, UpstreamError
 from connhub.kit.egress import EgressPolicy
 from connhub.providers.custom.bigquery import ADAPTER
-from connhub.providers.kinds.sql import sql_steps
+from connhub.providers.kinds.sql import close_session, open_session, sql_steps
 from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget
 from connhub.verification.codes import ErrorCode
 from connhub.verification.result import StepFailed
@@ -28,6 +28,7 @@ from support.bigquery_fake import (
     _bigquery_fake_server,  # noqa: F401 - registers the session fixture
     bigquery_fake_fixture,  # noqa: F401 - registers the fixture
 )
+from support.dns import fake_dns
 from support.fakesnow_server import closed_port, non_loopback_traffic
 
 PROJECT = "acme-analytics"
@@ -289,3 +290,47 @@ def test_garbage_private_key_fails_before_the_network(bigquery_fake: BigQueryFak
 )
 def test_classify(exc: BaseException, code: ErrorCode) -> None:
     assert ADAPTER.classify(exc) == code
+
+
+# --- names reached by the client: the checked addresses, never a second lookup ------------
+
+
+def _by_name(
+    fake: BigQueryFake, token_answer: str = "127.0.0.1"
+) -> tuple[dict[str, Any], dict[str, str], EgressPolicy]:
+    """Config and key naming the fake by host names only the policy's resolver knows."""
+    config = config_for(fake, apiEndpoint=f"http://bigquery.pinned.test:{fake.port}")
+    token_uri = f"http://oauth2.pinned.test:{fake.port}/token"
+    credentials = {"credentialsJson": fake.credentials_json(token_uri=token_uri)}
+    names = {"bigquery.pinned.test": ["127.0.0.1"], "oauth2.pinned.test": [token_answer]}
+    return config, credentials, EgressPolicy(allow=["127.0.0.1"], resolver=fake_dns(names))
+
+
+async def test_the_token_endpoint_is_reached_at_the_address_the_policy_checked(
+    bigquery_fake: BigQueryFake,
+) -> None:
+    """google-auth connects to the token endpoint by name; the name is in no DNS but the
+    policy's, so only the pinned address can get the request there."""
+    bigquery_fake.datasets.add((PROJECT, "marts"))
+    config, credentials, policy = _by_name(bigquery_fake)
+    outcome = await run_steps(
+        sql_steps("bigquery", config, credentials, egress=policy), budget_s=10
+    )
+    assert outcome.success, outcome
+    assert ("POST", "/token") in bigquery_fake.calls
+
+
+async def test_sessions_check_and_pin_the_token_endpoint_too(bigquery_fake: BigQueryFake) -> None:
+    bigquery_fake.datasets.add((PROJECT, "marts"))
+    config, credentials, policy = _by_name(bigquery_fake)
+    conn = await open_session("bigquery", config, credentials, egress=policy, timeout_s=10)
+    try:
+        assert ("POST", "/token") in bigquery_fake.calls
+    finally:
+        await close_session(conn)
+
+    config, credentials, policy = _by_name(bigquery_fake, token_answer="169.254.169.254")
+    with pytest.raises(UpstreamError) as info:
+        await open_session("bigquery", config, credentials, egress=policy, timeout_s=10)
+    assert info.value.code == ErrorCode.NETWORK_UNREACHABLE
+    assert "oauth2.pinned.test" in info.value.message

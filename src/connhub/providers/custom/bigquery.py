@@ -11,10 +11,10 @@ BigQuery on regional endpoints (``https://bigquery.<region>.rep.googleapis.com``
 Private Service Connect names (``https://bigquery-<endpoint>.p.googleapis.com``), and tests
 use a local fake. Only ``scheme://host[:port]`` is accepted, nothing else.
 
-Where we connect: over HTTPS by name (certificate checks need it; requests resolves the name
-again after the egress check). Over plain ``http`` (local fakes) the checked address is put
-into the endpoint URL, so there is no second lookup. The token endpoint is always reached by
-name.
+Where we connect: over HTTPS by name (certificate checks need it). requests looks the names
+up again through urllib3, and ``kit.egress_pins`` answers with the addresses the egress check
+passed (the API's and the token endpoint's), so there is no second lookup. Over plain
+``http`` (local fakes) the checked address is also put into the endpoint URL.
 
 Deadlines: one absolute deadline is set at connect time (``timeout_s`` from now). Every HTTP
 request the client makes, token exchange included, gets ``timeout`` and ``max_allowed_time``

@@ -2,8 +2,9 @@
 
 Where we connect: the workspace ``host`` over HTTPS, by name. The connector verifies the
 certificate against ``server_hostname`` and offers no "connect to this IP, verify that name"
-option (only turning verification off, which we never do), so it resolves the name again after
-the egress check. The port is the one the egress check opened (``request.target.port``, 443
+option (only turning verification off, which we never do). Its urllib3 looks the name up
+again, and ``kit.egress_pins`` answers with the address the egress check passed: no second
+lookup. The port is the one the egress check opened (``request.target.port``, 443
 for every real workspace), which is also how tests point it at a closed loopback port.
 
 Timeouts and retries: the connector retries for up to 900 s by default and its urllib3 layer

@@ -3,9 +3,10 @@
 Where we connect: the connector speaks HTTPS to ``<account>.snowflakecomputing.com`` (or the
 ``host`` a private-link deployment gives). Over HTTPS we must connect *by name*: TLS checks
 the certificate against the URL's host and the connector has no "connect to this IP, verify
-that name" option, so the connector resolves the name again after the egress check (a DNS
-rebinding window we accept for HTTPS and document). Over plain ``http`` (local emulators,
-tests) there is no certificate, so we hand the connector the checked address itself.
+that name" option. Its (vendored) urllib3 looks the name up again, and ``kit.egress_pins``
+answers that lookup with the address the egress check passed, so there is no second lookup
+and no DNS rebinding window. Over plain ``http`` (local emulators, tests) there is no
+certificate, so we hand the connector the checked address itself.
 
 Credentials: ``password``, or ``privateKey`` (PEM; PKCS#8, PKCS#1 or encrypted PKCS#8) with an
 optional ``privateKeyPassphrase``. The key is decrypted here, before any network traffic, so a
@@ -36,6 +37,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from typing import Any
 
+from connhub.kit import egress_pins
 from connhub.providers.kinds.driver_errors import (
     REQUESTS_UNREACHABLE,
     MessagePatterns,
@@ -297,6 +299,7 @@ class SnowflakeAdapter:
     def connect(self, request: ConnectRequest) -> Any:
         import snowflake.connector
 
+        egress_pins.install()  # the connector's vendored urllib3 exists from now on
         config = request.config
         self.validate_options(config)
         scheme = protocol(config)

@@ -26,6 +26,7 @@ closed by that thread as soon as the driver returns it; see ``_Holder``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import threading
@@ -36,7 +37,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from connhub.errors import BadRequest, ConnhubError, UpstreamError
-from connhub.kit.egress import EgressBlocked, EgressPolicy
+from connhub.kit import egress_pins
+from connhub.kit.egress import EgressBlocked, EgressPolicy, ResolvedTarget
 from connhub.kit.redact import redact, redact_exception, secret_values
 from connhub.kit.threads import run_blocking
 from connhub.providers.kinds.sql_driver import (
@@ -339,8 +341,11 @@ class _SqlRun:
         try:
             # The runner's timeout around this step bounds the lookup (no extra task here).
             resolved = await self.egress.resolve(target.host, target.port)
-            await self._check_extra_targets(ctx)
+            others = await self._check_extra_targets(ctx)
             self.address = resolved.address
+            # Drivers that connect by name (TLS) get the checked addresses too: the login
+            # task and its worker threads start from this context.
+            ctx.defer(functools.partial(egress_pins.unpin, egress_pins.pin([resolved, *others])))
             connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._connected = connected
             self._login = asyncio.ensure_future(self._login_now(ctx))
@@ -461,18 +466,23 @@ class _SqlRun:
         except BaseException as exc:  # reported by the permissions step
             return _Checked(error=exc)
 
-    async def _check_extra_targets(self, ctx: StepContext) -> None:
+    async def _check_extra_targets(self, ctx: StepContext) -> list[ResolvedTarget]:
         """Other hosts the driver will reach (e.g. an OAuth token endpoint) pass the policy too."""
         extra = getattr(self.adapter, "extra_targets", None)
         if extra is None:
-            return
+            return []
         try:
             targets = extra(self.config, self.credentials)
         except ConnhubError as exc:
             raise _config_failure(exc) from None
+        checked: list[ResolvedTarget] = []
         for other in targets:
             try:
-                await asyncio.wait_for(self.egress.resolve(other.host, other.port), ctx.remaining())
+                checked.append(
+                    await asyncio.wait_for(
+                        self.egress.resolve(other.host, other.port), ctx.remaining()
+                    )
+                )
             except EgressBlocked as exc:
                 raise StepFailed(
                     ErrorCode.NETWORK_UNREACHABLE,
@@ -484,6 +494,7 @@ class _SqlRun:
                 raise StepFailed(
                     ErrorCode.NETWORK_UNREACHABLE, f"Could not resolve {other.host}: {exc}"
                 ) from None
+        return checked
 
     async def authentication(self, ctx: StepContext) -> str:
         if self._login is None:
@@ -568,7 +579,8 @@ async def open_session(
     """Open a DB-API connection through the egress policy, without blocking the loop.
 
     For schema browsing and read-only queries. The caller owns the connection and must use it
-    and close it in worker threads (``run_blocking``; ``close_session``). Failures raise
+    and close it in worker threads (``run_blocking``; ``close_session``), from the task that
+    opened it: the checked addresses stay pinned there (``kit.egress_pins``). Failures raise
     ``UpstreamError`` whose ``code`` is a verification code (``invalid_credentials``,
     ``network_unreachable``, ``timeout``...) and whose message is redacted; bad options raise
     the adapter's ``BadRequest``.
@@ -579,10 +591,14 @@ async def open_session(
     adapter.validate_options(config)
     target = adapter.target(config)
     address: str | None = None
+    checked: list[ResolvedTarget] = []
+    extra = getattr(adapter, "extra_targets", None)
+    others = list(extra(config, credentials)) if extra is not None else []
     try:
-        if target is not None:
-            async with asyncio.timeout(timeout_s):
-                address = (await egress.resolve(target.host, target.port)).address
+        async with asyncio.timeout(timeout_s):
+            for each in [target, *others] if target is not None else others:
+                checked.append(await egress.resolve(each.host, each.port))
+        address = checked[0].address if target is not None else None
     except EgressBlocked as exc:
         raise UpstreamError(
             f"The egress policy blocked the connection to {exc.host}: {exc.reason}",
@@ -592,9 +608,14 @@ async def open_session(
         raise UpstreamError("Timed out resolving the host", code=ErrorCode.TIMEOUT) from None
     except OSError as exc:
         raise UpstreamError(
-            redact(f"Could not resolve {target.host if target else ''}: {exc}", secrets),
+            redact(
+                f"Could not resolve a host of {display_name(provider, adapter)}: {exc}", secrets
+            ),
             code=ErrorCode.NETWORK_UNREACHABLE,
         ) from None
+    # Kept for the rest of the caller's task, whose later calls on the session (worker
+    # threads started from its context) reach the same hosts by name.
+    egress_pins.pin(checked)
     remaining = max(0.0, deadline - time.monotonic())
     request = ConnectRequest(
         config=config,
