@@ -21,7 +21,7 @@ from connhub.providers.custom.bigquery import ADAPTER
 from connhub.providers.kinds.sql import close_session, open_session, sql_steps
 from connhub.providers.kinds.sql_driver import ConnectRequest, ConnectTarget
 from connhub.verification.codes import ErrorCode
-from connhub.verification.result import StepFailed
+from connhub.verification.result import StepFailed, VerificationOutcome
 from connhub.verification.runner import run_steps
 from support.bigquery_fake import (
     BigQueryFake,
@@ -71,15 +71,20 @@ def test_success_calls_token_dataset_and_query(bigquery_fake: BigQueryFake) -> N
     ]
 
 
-async def test_whole_sql_kind_run(bigquery_fake: BigQueryFake) -> None:
-    bigquery_fake.datasets.add((PROJECT, "marts"))
+async def verify_against(fake: BigQueryFake) -> VerificationOutcome:
+    """The SQL kind's three steps against the fake, with its own key."""
     steps = sql_steps(
         "bigquery",
-        config_for(bigquery_fake),
-        {"credentialsJson": bigquery_fake.credentials_json()},
+        config_for(fake),
+        {"credentialsJson": fake.credentials_json()},
         egress=EgressPolicy(allow=["127.0.0.1"]),
     )
-    outcome = await run_steps(steps, budget_s=10.0)
+    return await run_steps(steps, budget_s=10.0)
+
+
+async def test_whole_sql_kind_run(bigquery_fake: BigQueryFake) -> None:
+    bigquery_fake.datasets.add((PROJECT, "marts"))
+    outcome = await verify_against(bigquery_fake)
     assert outcome.success, outcome
     assert outcome.identity["serviceAccount"].startswith("connhub-verifier@")
 
@@ -136,13 +141,7 @@ def test_key_not_matching_the_fake_is_rejected(bigquery_fake: BigQueryFake) -> N
 async def test_a_rejected_key_fails_the_authentication_step(bigquery_fake: BigQueryFake) -> None:
     bigquery_fake.datasets.add((PROJECT, "marts"))
     bigquery_fake.reject_token = True
-    steps = sql_steps(
-        "bigquery",
-        config_for(bigquery_fake),
-        {"credentialsJson": bigquery_fake.credentials_json()},
-        egress=EgressPolicy(allow=["127.0.0.1"]),
-    )
-    outcome = await run_steps(steps, budget_s=10.0)
+    outcome = await verify_against(bigquery_fake)
     assert [(s.name, s.status, s.code) for s in outcome.steps] == [
         ("connectivity", "passed", None),
         ("authentication", "failed", "invalid_credentials"),
