@@ -13,6 +13,8 @@ from connhub.config import Settings
 from connhub.errors import BadRequest, ConnhubError
 from connhub.kit.egress import EgressPolicy
 from connhub.kit.sse import sse_stream
+from connhub.providers.registry import ProviderRegistry, default_registry
+from connhub.providers.spec import ProviderSpec
 from connhub.verification.result import StepResult, StepStatus, VerificationOutcome
 from connhub.verification.service import sse_events, verify, verify_stream
 
@@ -70,6 +72,49 @@ async def test_a_silent_host_times_out_within_the_budget(blackhole: int) -> None
     assert outcome.code == "timeout"
     assert elapsed <= 1.0 * 1.1, elapsed
     assert outcome.duration_ms <= 1100
+
+
+class _SlowCatalogue(ProviderRegistry):
+    """A catalogue that takes 0.4 s to answer, like the first load in a fresh process."""
+
+    def get(self, name: str) -> ProviderSpec:
+        time.sleep(0.4)
+        return super().get(name)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_loading_the_provider_counts_against_the_budget(
+    blackhole: int, streamed: bool
+) -> None:
+    catalogue = _SlowCatalogue(default_registry().all())
+    cfg = {**PG, "port": blackhole}
+    started = time.monotonic()
+    if streamed:
+        stream = verify_stream(
+            "postgres",
+            cfg,
+            CREDS,
+            settings=SETTINGS,
+            egress=LOOPBACK,
+            registry=catalogue,
+            budget_s=1.0,
+        )
+        items = [item async for item in stream]
+        outcome = items[-1]
+        assert isinstance(outcome, VerificationOutcome)
+    else:
+        outcome = await verify(
+            "postgres",
+            cfg,
+            CREDS,
+            settings=SETTINGS,
+            egress=LOOPBACK,
+            registry=catalogue,
+            budget_s=1.0,
+        )
+    elapsed = time.monotonic() - started
+    assert outcome.code == "timeout"
+    assert elapsed <= 1.0 * 1.1, elapsed
 
 
 async def test_the_budget_comes_from_settings(blackhole: int) -> None:

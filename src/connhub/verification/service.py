@@ -11,6 +11,7 @@ logs written while it runs are scrubbed too, not only the results.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,13 @@ def build_steps(
     return [by_name[name] for name in declared if name in by_name]
 
 
+def _budget(settings: Settings, budget_s: float | None) -> tuple[float, StepContext]:
+    """The budget, and a context whose deadline runs from now: loading the catalogue or a
+    provider's module on a process's first verification counts against it too."""
+    budget = budget_s if budget_s is not None else settings.verify_budget_s
+    return budget, StepContext(deadline=time.monotonic() + budget)
+
+
 async def verify(
     provider: str,
     config: Mapping[str, Any],
@@ -87,14 +95,11 @@ async def verify(
     A failed check is a result, not an exception: ``ConnhubError`` is raised only when the
     request itself is wrong (unknown provider, kind without verification).
     """
+    budget, ctx = _budget(settings, budget_s)
     steps = build_steps(provider, config, credentials, egress=egress, registry=registry)
     threads.configure(settings.verify_threads)
     return await run_steps(
-        steps,
-        StepContext(),
-        budget_s=budget_s if budget_s is not None else settings.verify_budget_s,
-        on_step=on_step,
-        secrets=secret_values(credentials),
+        steps, ctx, budget_s=budget, on_step=on_step, secrets=secret_values(credentials)
     )
 
 
@@ -112,14 +117,10 @@ async def verify_stream(
 
     Closing the iterator early (client disconnect) cancels the running check.
     """
+    budget, ctx = _budget(settings, budget_s)
     steps = build_steps(provider, config, credentials, egress=egress, registry=registry)
     threads.configure(settings.verify_threads)
-    stream = stream_steps(
-        steps,
-        StepContext(),
-        budget_s=budget_s if budget_s is not None else settings.verify_budget_s,
-        secrets=secret_values(credentials),
-    )
+    stream = stream_steps(steps, ctx, budget_s=budget, secrets=secret_values(credentials))
     try:
         async for item in stream:
             yield item
