@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import requests
@@ -23,6 +24,7 @@ import trustme
 from connhub.kit import egress_pins
 from connhub.kit.egress import ResolvedTarget
 from connhub.kit.threads import run_blocking
+from connhub.query import pool
 
 PINNED = "127.0.0.2"  # loopback, but not what localhost resolves to
 
@@ -147,3 +149,41 @@ def test_the_snowflake_connectors_vendored_urllib3_is_pinned_too(tls_server: Tls
         assert answer.text == f"host=localhost:{tls_server.port}"
     finally:
         egress_pins.unpin(token)
+
+
+class _HttpsDriverSession:
+    """A stand-in DB-API connection for an HTTPS driver: every call and its close reach the
+    server by name, as Snowflake's and Databricks' connectors do."""
+
+    def __init__(self, server: TlsServer) -> None:
+        self.server = server
+        self.closed_with: str | None = None
+        self.closed = threading.Event()
+
+    def call(self) -> str:
+        return requests.get(self.server.url, verify=self.server.ca_file, timeout=5).text
+
+    def close(self) -> None:
+        try:
+            self.closed_with = self.call()
+        finally:
+            self.closed.set()
+
+
+async def test_a_pooled_session_keeps_the_pins_it_was_opened_with(tls_server: TlsServer) -> None:
+    """The next request leasing the session has no pins of its own (it did not open it)."""
+    token = egress_pins.pin([tls_server.target()])
+    try:
+        conn = _HttpsDriverSession(tls_server)
+        session = pool.Session(conn, executor=cast(Any, None))  # opened under the pins
+    finally:
+        egress_pins.unpin(token)
+
+    async def next_request() -> str:
+        return await session.run(lambda c: c.call(), timeout=10)
+
+    expected = f"host=localhost:{tls_server.port}"
+    assert await asyncio.create_task(next_request()) == expected
+    session.close_soon()  # from a context without pins, like the idle reaper's
+    assert await asyncio.to_thread(conn.closed.wait, 10)
+    assert conn.closed_with == expected

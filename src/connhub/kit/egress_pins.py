@@ -11,9 +11,12 @@ resolve as before.
 
 Pins live in a ContextVar: they follow a verification or a session into its worker threads
 (``kit.threads.run_blocking`` runs calls in a copy of the caller's context) and no other
-request sees them. ``install`` wraps each copy of urllib3 once (the one requests and the
-Databricks connector use, and the Snowflake connector's vendored copy once it is imported);
-with no pins in the context the wrapper only adds a dictionary lookup.
+request sees them. A pooled session takes its pins along to the requests that lease it
+later (``current`` and ``applied``; ``query.pool.Session``).
+
+``install`` wraps each copy of urllib3 once (the one requests and the Databricks connector
+use, and the Snowflake connector's vendored copy once it is imported); with no pins in the
+context the wrapper only adds a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import functools
 import importlib
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -58,6 +62,22 @@ def pin(targets: Iterable[ResolvedTarget]) -> Token[Pins | None]:
 
 def unpin(token: Token[Pins | None]) -> None:
     _pins.reset(token)
+
+
+def current() -> Pins | None:
+    """This context's pins, for work that later runs from another context (a pooled
+    session used by the next request) to take along (``applied``)."""
+    return _pins.get()
+
+
+@contextmanager
+def applied(pins: Pins | None) -> Iterator[None]:
+    """``pins`` (from ``current()``) in force for the block, whatever this context had."""
+    token = _pins.set(pins)
+    try:
+        yield
+    finally:
+        _pins.reset(token)
 
 
 def install() -> None:

@@ -38,6 +38,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
 from connhub.errors import UpstreamError
+from connhub.kit import egress_pins
 from connhub.kit.threads import run_blocking
 from connhub.providers.kinds.sql import close_in_background
 from connhub.query.runner import Executor
@@ -61,6 +62,9 @@ class Session:
     def __init__(self, conn: Any, executor: Executor) -> None:
         self.conn = conn
         self.executor = executor
+        # The addresses the egress policy checked when it was opened: later requests' calls
+        # on it (HTTPS drivers reach their hosts by name) use them too.
+        self._pins = egress_pins.current()
         self.last_used = time.monotonic()
         self.broken = False
         self.fresh = True  # opened for this lease; False once it has been back in the pool
@@ -73,15 +77,16 @@ class Session:
 
         def work() -> T:
             nonlocal done
-            try:
-                return fn(self.conn)
-            finally:
-                with self._lock:
-                    done = True
-                    abandoned = self._abandoned
-                if abandoned:
-                    with suppress(Exception):
-                        self.conn.close()
+            with egress_pins.applied(self._pins):
+                try:
+                    return fn(self.conn)
+                finally:
+                    with self._lock:
+                        done = True
+                        abandoned = self._abandoned
+                    if abandoned:
+                        with suppress(Exception):
+                            self.conn.close()
 
         try:
             return await run_blocking(work, timeout=timeout)
@@ -106,7 +111,8 @@ class Session:
             if self._abandoned:
                 return
             self._abandoned = True  # a late worker must not reuse it either
-        close_in_background(self.conn)
+        with egress_pins.applied(self._pins):  # the closing thread starts from this context
+            close_in_background(self.conn)
 
 
 Opener = Callable[[], Awaitable[Session]]

@@ -26,6 +26,7 @@ closed by that thread as soon as the driver returns it; see ``_Holder``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import importlib
 import logging
@@ -157,9 +158,13 @@ def _close_quietly(conn: Any) -> None:
 
 
 def close_in_background(conn: Any) -> None:
-    """Close a driver connection without blocking the caller (close may do network I/O)."""
+    """Close a driver connection without blocking the caller (close may do network I/O, by
+    name for HTTPS drivers: the thread runs in the caller's context, with its pins)."""
     threading.Thread(
-        target=_close_quietly, args=(conn,), name="connhub-sql-close", daemon=True
+        target=contextvars.copy_context().run,
+        args=(_close_quietly, conn),
+        name="connhub-sql-close",
+        daemon=True,
     ).start()
 
 
