@@ -87,31 +87,19 @@ async def test_loading_the_provider_counts_against_the_budget(
     blackhole: int, streamed: bool
 ) -> None:
     catalogue = _SlowCatalogue(default_registry().all())
-    cfg = {**PG, "port": blackhole}
+    args = ("postgres", {**PG, "port": blackhole}, CREDS)
+    options: dict[str, Any] = {
+        "settings": SETTINGS,
+        "egress": LOOPBACK,
+        "registry": catalogue,
+        "budget_s": 1.0,
+    }
     started = time.monotonic()
     if streamed:
-        stream = verify_stream(
-            "postgres",
-            cfg,
-            CREDS,
-            settings=SETTINGS,
-            egress=LOOPBACK,
-            registry=catalogue,
-            budget_s=1.0,
-        )
-        items = [item async for item in stream]
-        outcome = items[-1]
+        outcome = [item async for item in verify_stream(*args, **options)][-1]
         assert isinstance(outcome, VerificationOutcome)
     else:
-        outcome = await verify(
-            "postgres",
-            cfg,
-            CREDS,
-            settings=SETTINGS,
-            egress=LOOPBACK,
-            registry=catalogue,
-            budget_s=1.0,
-        )
+        outcome = await verify(*args, **options)
     elapsed = time.monotonic() - started
     assert outcome.code == "timeout"
     assert elapsed <= 1.0 * 1.1, elapsed
