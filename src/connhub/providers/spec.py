@@ -535,8 +535,9 @@ class ProviderSpec(_Model):
         """The fields the selected auth variant uses are present (e.g. http_api's
         ``authMode: basic`` needs ``config.username`` and ``credentials.password``). Checked
         on the stored whole, after defaults, so a PATCH cannot leave a half-set variant."""
-        if self.http is None or self.http.auth_select is None:
+        if not self.selects_auth:
             return
+        assert self.http is not None and self.http.auth_select is not None
         selector = self.http.auth_select
         variant = self.http.select_auth(config)
         for name in variant.fields.values():

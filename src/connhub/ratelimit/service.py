@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,6 +24,9 @@ from connhub.ratelimit.store import (
     SqlBucketStore,
     whole,
 )
+
+if TYPE_CHECKING:
+    from connhub.kit.statement_pool import StatementPool
 
 
 @dataclass(frozen=True)
@@ -81,13 +84,13 @@ def build_limiter(
     settings: Settings,
     engine: AsyncEngine,
     *,
-    statements: Any | None = None,
+    statements: StatementPool | None = None,
     per_minute: int | None = None,
     burst_per_second: int | None = None,
 ) -> RateLimiter | None:
     """A limiter for this process (the settings' Sources limits unless given others), or
-    ``None`` when rate limiting is switched off. ``statements``: the runtime's asyncpg
-    statement pool, which takes shared buckets at a fifth of the engine's cost."""
+    ``None`` when rate limiting is switched off. ``statements``: the runtime's statement
+    pool, which takes shared buckets at a fifth of the engine's cost."""
     if not settings.rate_limit_enabled:
         return None
     store: BucketStore
@@ -97,6 +100,8 @@ def build_limiter(
         store = MemoryBucketStore()
     return RateLimiter(
         store,
-        per_minute=per_minute or settings.rate_limit_per_minute,
-        burst_per_second=burst_per_second or settings.rate_limit_burst_per_second,
+        per_minute=settings.rate_limit_per_minute if per_minute is None else per_minute,
+        burst_per_second=(
+            settings.rate_limit_burst_per_second if burst_per_second is None else burst_per_second
+        ),
     )

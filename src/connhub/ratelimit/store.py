@@ -14,10 +14,10 @@ Two stores:
   the row is locked for the update, the refill is computed from the row's latest version
   (never from a stale read), and a refused take changes nothing and returns no row. The clock
   is the database's (``clock_timestamp()``), so processes on hosts with skewed clocks agree.
-  Given the runtime's asyncpg statement pool (``kit.statement_pool``), the statement
-  runs there: autocommit (one statement needs no BEGIN/COMMIT round
-  trips) and without waiting for the WAL flush (``synchronous_commit=off``: a crash may
-  forget the last fraction of a second of takes, which only hands out a few requests more).
+  Given the runtime's statement pool (``kit.statement_pool``), the statement runs there:
+  autocommit (one statement needs no BEGIN/COMMIT round trips) and without waiting for the
+  WAL flush (``synchronous_commit=off``: a crash may forget the last fraction of a second of
+  takes, which only hands out a few requests more).
   Through the engine (``engine.begin()``, the fallback) a take costs about 600 us of latency
   and 300 us of CPU here; through the pool about 120 and 60.
 * :class:`MemoryBucketStore` (embedded SQLite: one process by construction): a dict under an

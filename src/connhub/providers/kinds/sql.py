@@ -157,6 +157,15 @@ def _close_quietly(conn: Any) -> None:
         conn.close()
 
 
+def extra_targets(
+    adapter: SqlAdapter, config: Mapping[str, Any], credentials: Mapping[str, str]
+) -> list[ConnectTarget]:
+    """Other hosts the adapter's driver reaches (``extra_targets``: e.g. an OAuth token
+    endpoint), which pass the egress policy too."""
+    extra = getattr(adapter, "extra_targets", None)
+    return [] if extra is None else list(extra(config, credentials))
+
+
 def close_in_background(conn: Any) -> None:
     """Close a driver connection without blocking the caller (close may do network I/O, by
     name for HTTPS drivers: the thread runs in the caller's context, with its pins)."""
@@ -473,11 +482,8 @@ class _SqlRun:
 
     async def _check_extra_targets(self, ctx: StepContext) -> list[ResolvedTarget]:
         """Other hosts the driver will reach (e.g. an OAuth token endpoint) pass the policy too."""
-        extra = getattr(self.adapter, "extra_targets", None)
-        if extra is None:
-            return []
         try:
-            targets = extra(self.config, self.credentials)
+            targets = extra_targets(self.adapter, self.config, self.credentials)
         except ConnhubError as exc:
             raise _config_failure(exc) from None
         checked: list[ResolvedTarget] = []
@@ -595,15 +601,13 @@ async def open_session(
     secrets = secret_values(credentials)
     adapter.validate_options(config)
     target = adapter.target(config)
-    address: str | None = None
+    wanted = [target] if target is not None else []
+    wanted += extra_targets(adapter, config, credentials)
     checked: list[ResolvedTarget] = []
-    extra = getattr(adapter, "extra_targets", None)
-    others = list(extra(config, credentials)) if extra is not None else []
     try:
         async with asyncio.timeout(timeout_s):
-            for each in [target, *others] if target is not None else others:
+            for each in wanted:
                 checked.append(await egress.resolve(each.host, each.port))
-        address = checked[0].address if target is not None else None
     except EgressBlocked as exc:
         raise UpstreamError(
             f"The egress policy blocked the connection to {exc.host}: {exc.reason}",
@@ -618,6 +622,7 @@ async def open_session(
             ),
             code=ErrorCode.NETWORK_UNREACHABLE,
         ) from None
+    address = checked[0].address if target is not None else None
     # Kept for the rest of the caller's task, whose later calls on the session (worker
     # threads started from its context) reach the same hosts by name.
     egress_pins.pin(checked)
