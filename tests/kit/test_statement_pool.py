@@ -17,8 +17,36 @@ from connhub.kit.db import Reader
 from connhub.kit.statement_pool import StatementPool
 from connhub.runtime import Runtime
 from support.databases import pg_admin_dsn
+from support.fakesnow_server import closed_port
 
 STORE = os.environ.get("CONNHUB_TEST_STORE", "sqlite")
+
+
+async def _until_sleeping(expected: int) -> None:
+    """Wait (5 s at most) until the server runs ``expected`` ``pg_sleep`` statements: a
+    statement is running only once the server says so, and stopped only once it says so."""
+    watcher = await asyncpg.connect(pg_admin_dsn())
+    try:
+        for _ in range(100):
+            running = await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                " AND query LIKE '%pg_sleep(%' AND pid <> pg_backend_pid()"
+            )
+            if running == expected:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{running} pg_sleep statements running, expected {expected}")
+    finally:
+        await watcher.close()
+
+
+async def _closed_soon(connection: asyncpg.Connection) -> bool:
+    """Whether ``connection`` is closed within 5 s (the pool closes it in the background)."""
+    for _ in range(100):
+        if connection.is_closed():
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 def _opener() -> tuple[Callable[[], Awaitable[asyncpg.Connection]], list[asyncpg.Connection]]:
@@ -34,7 +62,7 @@ def _opener() -> tuple[Callable[[], Awaitable[asyncpg.Connection]], list[asyncpg
 
 @pytest.fixture
 async def pool() -> AsyncIterator[StatementPool]:
-    connect, _opened = _opener()
+    connect, _ = _opener()
     statement_pool = StatementPool(connect, max_size=2)
     yield statement_pool
     await statement_pool.close()
@@ -82,11 +110,12 @@ async def test_a_cancelled_statement_closes_its_connection_a_server_error_does_n
             await connection.execute("SELECT pg_sleep(30)")
 
     running = asyncio.create_task(sleep_long())
-    await asyncio.sleep(0.2)
+    await _until_sleeping(1)
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
     assert (pool.get_size(), pool.get_idle_size()) == (0, 0)
+    await _until_sleeping(0)
 
     with pytest.raises(asyncpg.DivisionByZeroError):
         async with pool.connection() as connection:
@@ -104,11 +133,13 @@ async def test_open_transactions_closed_sessions_and_refusals_are_not_reused(
     in_transaction = await pool.acquire()
     await in_transaction.execute("BEGIN")
     pool.release(in_transaction)
-    assert in_transaction.is_closed()
+    assert pool.get_idle_size() == 0
+    assert await _closed_soon(in_transaction)
 
     refused = await pool.acquire()
     pool.release(refused, reusable=False)
-    assert refused.is_closed()
+    assert pool.get_idle_size() == 0
+    assert await _closed_soon(refused)
 
     dropped = await pool.acquire()
     pool.release(dropped)
@@ -140,10 +171,13 @@ async def test_a_failed_connect_gives_its_slot_back() -> None:
     attempts = 0
 
     async def connect() -> asyncpg.Connection:
+        """The first attempt finds no server listening (a store restarting)."""
         nonlocal attempts
         attempts += 1
         if attempts == 1:
-            raise ConnectionRefusedError("store is restarting")
+            return await asyncpg.connect(
+                host="127.0.0.1", port=closed_port(), user="postgres", database="postgres"
+            )
         return await asyncpg.connect(pg_admin_dsn())
 
     pool = StatementPool(connect, max_size=1)
@@ -166,7 +200,7 @@ async def test_close_closes_idle_connections_and_those_still_in_use_on_return(
     assert idle.is_closed()
     assert not busy.is_closed()
     pool.release(busy)
-    assert busy.is_closed()
+    assert await _closed_soon(busy)
     with pytest.raises(RuntimeError):
         await pool.acquire()
 
@@ -183,7 +217,7 @@ async def test_a_reader_cancelled_mid_statement_does_not_return_its_connection(
             return await reader.fetch(select(func.pg_sleep(30)), {})
 
     running = asyncio.create_task(read_slowly())
-    await asyncio.sleep(0.2)
+    await _until_sleeping(1)
     during = pool.get_size()
     assert during - pool.get_idle_size() == 1  # the slow read's connection
     running.cancel()
@@ -191,5 +225,6 @@ async def test_a_reader_cancelled_mid_statement_does_not_return_its_connection(
         await running
     assert pool.get_size() == during - 1
     assert pool.get_idle_size() == during - 1
+    await _until_sleeping(0)
     async with Reader(runtime.reads, pool) as reader:
         assert len(await reader.fetch(select(func.now()), {})) == 1

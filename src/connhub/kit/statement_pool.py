@@ -14,7 +14,8 @@ Rules that keep that safe:
   they open: ``server_settings``);
 * a connection is reused only when the caller says its statement ended normally (a server
   error included) and it is neither closed nor inside a transaction; anything else (a
-  cancelled statement, a broken socket) closes it, since asyncpg may still be cancelling;
+  cancelled statement, a broken socket) closes it, since asyncpg may still be cancelling
+  (gracefully, in the background, so that its cancel request reaches the server);
 * the most recently used connection goes out first (the warmest backend), and one idle
   longer than ``max_idle_s`` is closed instead of used (a server or proxy may have dropped
   it meanwhile).
@@ -53,6 +54,7 @@ class StatementPool:
         self._slots = asyncio.Semaphore(max_size)
         self._idle: list[tuple[asyncpg.Connection, float]] = []  # a stack: (connection, since)
         self._busy = 0
+        self._closing: set[asyncio.Task[None]] = set()
         self._max_idle_s = max_idle_s
         self._closed = False
 
@@ -91,10 +93,20 @@ class StatementPool:
         """Give ``connection`` back; ``reusable=False`` when its statement did not end
         normally (cancelled, connection lost): it is closed instead."""
         self._busy -= 1
-        if self._closed or not reusable or connection.is_closed() or connection.is_in_transaction():
-            connection.terminate()
-        else:
+        if (
+            reusable
+            and not self._closed
+            and not connection.is_closed()
+            and not connection.is_in_transaction()
+        ):
             self._idle.append((connection, time.monotonic()))
+        elif not connection.is_closed():
+            # Closed, not dropped: a statement cancelled mid-way has asyncpg's cancel request
+            # in flight, which dropping the socket would abort (the server would go on
+            # running the statement).
+            closing = asyncio.get_running_loop().create_task(_close(connection))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         self._slots.release()
 
     @asynccontextmanager
@@ -113,20 +125,23 @@ class StatementPool:
             self.release(connection, reusable=reusable)
 
     async def close(self) -> None:
-        """Close the idle connections; those in use are closed when they come back."""
+        """Close the idle connections and wait for those being closed; those in use are
+        closed when they come back."""
         self._closed = True
         idle, self._idle = self._idle, []
-        await asyncio.gather(
-            *(_close(connection) for connection, _since in idle), return_exceptions=True
-        )
+        await asyncio.gather(*(_close(connection) for connection, _since in idle))
+        await asyncio.gather(*self._closing)
 
 
 async def _close(connection: asyncpg.Connection) -> None:
+    """Close gracefully (5 s at most), else drop the socket; raises only if cancelled."""
     try:
         await asyncio.wait_for(connection.close(), timeout=5)
-    except BaseException:
+    except asyncio.CancelledError:
         connection.terminate()
         raise
+    except Exception:
+        connection.terminate()
 
 
 async def open_statement_pool(engine: AsyncEngine, *, size: int) -> StatementPool | None:
