@@ -17,10 +17,6 @@ from sqlalchemy import text
 
 from connhub.api.connections.limits import LimitedRoute
 from connhub.deps import PrincipalDep
-from connhub.errors import RateLimited
-from connhub.ratelimit import RateLimiter
-from connhub.ratelimit.store import SqlBucketStore
-from connhub.runtime import Runtime
 from connhub.workspaces.principal import Role
 
 BASE = "/api/v1/connections"
@@ -70,7 +66,8 @@ async def test_per_minute_cap_counts_every_route(limited, make_caller) -> None:
     assert (await client.post(f"{BASE}/{cid}/disable", headers=caller.headers)).status_code == 200
     refused = await client.delete(f"{BASE}/{cid}", headers=caller.headers)
     assert refused.status_code == 429
-    assert 19 <= int(refused.headers["Retry-After"]) <= 20  # one token per 20 s
+    # One token per 20 s: the per-minute bucket refused it (the burst one would say 1).
+    assert 1 < int(refused.headers["Retry-After"]) <= 20
     assert (await client.get(f"{BASE}/{cid}", headers=caller.headers)).status_code == 429
 
 
@@ -101,6 +98,7 @@ async def test_headers_on_every_response_errors_included(limited, make_caller) -
         ("DELETE", f"{BASE}/{cid}", None, 204),
     ]
     seen = []
+    started = time.monotonic()
     for method, path, body, status in calls:
         resp = await client.request(method, path, json=body, headers=caller.headers)
         assert resp.status_code == status, (method, path, resp.text)
@@ -108,10 +106,10 @@ async def test_headers_on_every_response_errors_included(limited, make_caller) -
         assert resp.headers["X-RateLimit-Limit"] == "100"
         assert "Retry-After" not in resp.headers
         seen.append(remaining(resp))
-    # Every one counted (the bucket refills 1.67 tokens a second meanwhile).
+    # Every one counted: the bucket refills 100 tokens a minute meanwhile, no more.
+    refill = math.ceil((time.monotonic() - started) * 100 / 60)
     assert seen[0] <= 97
-    assert all(later <= earlier for earlier, later in zip(seen, seen[1:], strict=False)), seen
-    assert seen[-1] < seen[0]
+    assert seen[0] - seen[-1] >= len(calls) - 1 - refill, seen
 
 
 async def test_buckets_are_per_workspace(limited, make_caller) -> None:
@@ -131,6 +129,7 @@ async def test_buckets_are_per_workspace(limited, make_caller) -> None:
 
 async def test_refused_callers_are_not_counted(limited, make_caller) -> None:
     caller = await make_caller(Role.admin)
+    other = await make_caller(Role.admin)
     client = await limited(per_minute=100, burst=2)
     for _ in range(5):
         anonymous = await client.get(BASE)
@@ -138,6 +137,12 @@ async def test_refused_callers_are_not_counted(limited, make_caller) -> None:
         assert "X-RateLimit-Limit" not in anonymous.headers
         bad = await client.get(BASE, headers={"Authorization": "Bearer not-a-token"})
         assert bad.status_code == 401
+        # A valid token asking for a workspace it is not a member of.
+        outsider = await client.get(
+            BASE, headers={**other.headers, "X-Workspace-ID": str(caller.workspace_id)}
+        )
+        assert outsider.status_code == 404
+        assert "X-RateLimit-Limit" not in outsider.headers
     statuses = [(await client.get(BASE, headers=caller.headers)).status_code for _ in range(2)]
     assert statuses == [200, 200]
 

@@ -174,3 +174,6 @@ async def test_viewer_writes_on_unseen_sources_are_404(
         sources_url(stranger, f"/{foreign['id']}"), headers=source_headers(stranger)
     )
     assert after.json() == foreign
+    # The 403s changed nothing either.
+    kept = await client.get(sources_url(admin, f"/{own['id']}"), headers=source_headers(admin))
+    assert kept.json() == own
