@@ -327,16 +327,19 @@ def test_extra_fields_are_scrubbed_and_keep_their_shape() -> None:
     logger.propagate = False
     logger.addHandler(handler)
     secret = "extr4-S3cret!"
-    with secret_scope([secret]):
-        logger.error(
-            "request failed",
-            extra={
-                "error": f"login failed with {secret}",
-                "dsn": "postgresql://bob:n0t-in-scope@db/app",
-                "detail": {"attempts": [secret, 2], "ok": False},
-                "status": 502,
-            },
-        )
+    try:
+        with secret_scope([secret]):
+            logger.error(
+                "request failed",
+                extra={
+                    "error": f"login failed with {secret}",
+                    "dsn": "postgresql://bob:n0t-in-scope@db/app",
+                    "detail": {"attempts": [secret, 2], "ok": False},
+                    "status": 502,
+                },
+            )
+    finally:
+        logger.removeHandler(handler)
     line = json.loads(stream.getvalue())
     assert secret not in stream.getvalue() and "n0t-in-scope" not in stream.getvalue()
     assert line["error"] == "login failed with ***"

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from connhub.config import Settings
-from connhub.errors import BadRequest, ConnhubError
+from connhub.errors import BadRequest
 from connhub.kit.egress import EgressPolicy
 from connhub.kit.sse import sse_stream
 from connhub.providers.registry import ProviderRegistry, default_registry
