@@ -18,9 +18,9 @@ request logged in ``calls``; query requests also in ``queries``):
     resolved against the tables made with :meth:`BigQueryFake.create_table` (case-sensitive,
     as in BigQuery; ``dataset.table`` takes the job's project) and against each dataset's
     ``INFORMATION_SCHEMA.TABLES``/``COLUMNS``/``TABLE_CONSTRAINTS``/``KEY_COLUMN_USAGE``
-    (BigQuery's column names, a subset of its columns), ``queryParameters`` (named ``@x`` or
-    positional ``?``) are bound as DuckDB parameters, and DuckDB runs it. The answer is
-    complete in one response (``jobComplete``, every row, no ``pageToken``), so the client
+    (BigQuery's column names, a subset of its columns), named scalar ``queryParameters``
+    (``@x``, what the DB-API sends) are bound as DuckDB parameters, and DuckDB runs it. The
+    answer is complete in one response (``jobComplete``, every row, no ``pageToken``), so the client
     makes no ``getQueryResults`` call; rows are REST ``{"f": [{"v": ...}]}`` cells encoded per
     field type. Statements other than one query, SQL sqlglot or DuckDB refuse, and unknown
     parameters get 400 ``invalidQuery``; unknown datasets or tables 404 ``notFound``.
@@ -214,11 +214,6 @@ def _cell(value: Any, field: dict[str, Any], int64_timestamps: bool) -> Any:
 def _parameter_value(ptype: dict[str, Any], pvalue: dict[str, Any] | None) -> Any:
     """A ``queryParameters`` value as the Python value DuckDB binds."""
     kind = str(ptype.get("type", "")).upper()
-    if kind == "ARRAY":
-        items = (pvalue or {}).get("arrayValues")
-        if items is None:
-            return None
-        return [_parameter_value(ptype.get("arrayType") or {}, item) for item in items]
     raw = (pvalue or {}).get("value")
     if raw is None:
         return None
@@ -246,12 +241,6 @@ def _parameter_value(ptype: dict[str, Any], pvalue: dict[str, Any] | None) -> An
 
 def _parameter_type(ptype: dict[str, Any]) -> exp.DataType:
     kind = str(ptype.get("type", "")).upper()
-    if kind == "ARRAY":
-        return exp.DataType(
-            this=exp.DataType.Type.ARRAY,
-            expressions=[_parameter_type(ptype.get("arrayType") or {})],
-            nested=True,
-        )
     try:
         return exp.DataType.build(bigquery_type(kind)[1], dialect="duckdb")
     except (ValueError, sqlglot.errors.SqlglotError):
@@ -381,12 +370,11 @@ class SqlEngine:
             raise QueryError(
                 400, "invalidQuery", "The BigQuery fake runs exactly one query statement"
             )
-        default = request.get("defaultDataset") or {}
         params = self._bind(statement, request)
         _name_anonymous_columns(statement)
         _float_literals(statement)
         with self._lock:
-            self._resolve_tables(statement, project, default, datasets, forbidden)
+            self._resolve_tables(statement, project, datasets, forbidden)
             try:
                 sql = statement.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
                 relation = self._db.sql(sql, params=params)
@@ -407,25 +395,12 @@ class SqlEngine:
         return fields, rows
 
     def _bind(self, statement: exp.Expr, request: dict[str, Any]) -> Any:
-        """``@name``/``?`` as typed DuckDB parameters (``$name``/``?``) and their values."""
+        """``@name`` as typed DuckDB parameters (``$name``) and their values. Named scalar
+        parameters only: what ``google.cloud.bigquery.dbapi`` sends for ``%(name)s``."""
         given = request.get("queryParameters") or []
-        positional = str(request.get("parameterMode") or "").upper() == "POSITIONAL"
-        marks = list(statement.find_all(exp.Placeholder))
+        if any(statement.find_all(exp.Placeholder)):
+            raise QueryError(400, "invalidQuery", "The BigQuery fake binds named parameters only")
         named = list(statement.find_all(exp.Parameter))
-        if positional:
-            if named or len(marks) != len(given):
-                raise QueryError(
-                    400,
-                    "invalidQuery",
-                    f"Query has {len(marks)} positional parameters and {len(named)} named "
-                    f"ones; {len(given)} positional values were given",
-                )
-            bound = [_parameter_value(p["parameterType"], p.get("parameterValue")) for p in given]
-            for mark, param in zip(marks, given, strict=True):
-                mark.replace(exp.cast(exp.Placeholder(), _parameter_type(param["parameterType"])))
-            return bound
-        if marks:
-            raise QueryError(400, "invalidQuery", "Positional parameters need parameterMode")
         by_name = {str(p.get("name", "")).lower(): p for p in given}
         values: dict[str, Any] = {}
         for node in named:
@@ -443,7 +418,6 @@ class SqlEngine:
         self,
         statement: exp.Expr,
         project: str,
-        default: dict[str, Any],
         datasets: set[tuple[str, str]],
         forbidden: set[tuple[str, str]],
     ) -> None:
@@ -453,9 +427,7 @@ class SqlEngine:
             parts = [part.name for part in table.parts]
             if len(parts) == 1 and parts[0].lower() in ctes:
                 continue
-            if len(parts) == 1 and default.get("datasetId"):
-                parts = [default.get("projectId") or project, default["datasetId"], parts[0]]
-            elif len(parts) == 2:
+            if len(parts) == 2:
                 parts = [project, *parts]
             if len(parts) != 3:
                 raise QueryError(
