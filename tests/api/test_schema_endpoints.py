@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from connhub.workspaces.principal import Role
-from query.api_helpers import BASE, activated, run_sql
+from query.api_helpers import BASE, activated, run_sql, sample_rows
 from query.fixtures import (  # noqa: F401 (fixtures)
     BIG_ROWS,
     maria_customer,
@@ -97,11 +97,7 @@ async def test_pg_columns_types_and_composite_key(client, admin, pg_customer) ->
 
 async def test_pg_sample_values_are_json_safe(client, admin, pg_customer) -> None:
     cid = await activated(client, admin, pg_customer.body())
-    resp = await client.post(
-        f"{BASE}/{cid}/schema/sample",
-        json={"schema": "shop", "table": "orders"},
-        headers=admin.headers,
-    )
+    resp = await sample_rows(client, admin, cid, "shop", "orders")
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["maxRows"] == 100 and body["rowCount"] == 2 and body["truncated"] is False
@@ -120,26 +116,14 @@ async def test_pg_sample_values_are_json_safe(client, admin, pg_customer) -> Non
 async def test_pg_sample_bounds_quoting_and_unknown_tables(client, admin, pg_customer) -> None:
     cid = await activated(client, admin, pg_customer.body())
     url = f"{BASE}/{cid}/schema/sample"
-    big = (
-        await client.post(
-            url, json={"schema": "public", "table": "big", "maxRows": 10}, headers=admin.headers
-        )
-    ).json()
+    big = (await sample_rows(client, admin, cid, "public", "big", maxRows=10)).json()
     assert big["rowCount"] == 10 and big["truncated"] is True and big["maxRows"] == 10
-    weird = (
-        await client.post(
-            url, json={"schema": "shop", "table": "Weird Table"}, headers=admin.headers
-        )
-    ).json()
+    weird = (await sample_rows(client, admin, cid, "shop", "Weird Table")).json()
     assert weird["rows"] == [{"Order ID": 7, "select": "x"}]
     hostile = 'orders"; DROP TABLE shop.victim; --'
-    resp = await client.post(url, json={"schema": "shop", "table": hostile}, headers=admin.headers)
+    resp = await sample_rows(client, admin, cid, "shop", hostile)
     assert resp.status_code == 404
-    assert (
-        await client.post(
-            url, json={"schema": "shop", "table": "orders", "maxRows": 0}, headers=admin.headers
-        )
-    ).status_code == 422
+    assert (await sample_rows(client, admin, cid, "shop", "orders", maxRows=0)).status_code == 422
     assert (
         await client.post(url, json={"table": "orders"}, headers=admin.headers)
     ).status_code == 422
@@ -326,24 +310,12 @@ async def test_maria_browse_sample_and_query(client, admin, maria_customer) -> N
     assert (
         await client.get(url, params={"schema": db, "table": "nope"}, headers=admin.headers)
     ).status_code == 404
-    sample = (
-        await client.post(
-            f"{BASE}/{cid}/schema/sample",
-            json={"schema": db, "table": "orders"},
-            headers=admin.headers,
-        )
-    ).json()
+    sample = (await sample_rows(client, admin, cid, db, "orders")).json()
     first = sample["rows"][0]
     assert first["total"] == 9.5 and first["big_amount"] == "12345678901234567890.12"
     assert base64.b64decode(first["raw"]) == b"\x00\xff\x10"
     assert first["created"] == "2024-05-01T12:30:00.250000" and first["span"] == "P1DT2H3M4S"
-    weird = (
-        await client.post(
-            f"{BASE}/{cid}/schema/sample",
-            json={"schema": db, "table": "Weird Table"},
-            headers=admin.headers,
-        )
-    ).json()
+    weird = (await sample_rows(client, admin, cid, db, "Weird Table")).json()
     assert weird["rows"] == [{"Order ID": 7, "select": "x"}]
     body = (await run_sql(client, admin, cid, "SELECT * FROM big ORDER BY id")).json()
     assert body["rowCount"] == 1000 and body["truncated"] is True
